@@ -1,0 +1,1 @@
+#include <slab/platform/platform.hpp>

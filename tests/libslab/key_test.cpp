@@ -1,0 +1,1 @@
+#include <slab/key.hpp>
