@@ -1,0 +1,115 @@
+// The structures a pool keeps in shared memory, independent of where they are mapped.
+// Everything here is fixed-width, pointer-free and position-independent; ids and
+// indices stand where a single-process design would hold pointers.
+//
+//   pool_state      one per pool: the depot (two magazine stacks) and the fresh cursor
+//   context_record  one per attached context: its two magazines, its intent, counters
+//   magazine        K free slot indices; a context's cache is two of them (Bonwick)
+//   shared_header   one per slot (slot_header.hpp): generation and last-transition owner
+//
+// Who writes what:
+//   magazine.count/slots   only the magazine's owner (a context, or nobody while it sits
+//                          in the depot); published to the next owner by the depot CAS.
+//   magazine.next          whoever pushes it, before the push CAS.
+//   context_record         its owner, except won[] (any context, fetch-max; wide_cell.hpp)
+//                          and state (the daemon).
+//   pool_state cells       any context, by wide_cell CAS only.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include <slab/core/wide_cell.hpp>
+
+namespace slab::core {
+
+/// Slots per magazine (K). Magazines move between a context and the depot as a whole,
+/// so a context touches the depot once per K allocations or frees at most.
+inline constexpr std::uint32_t magazine_slots = 32;
+inline constexpr std::uint32_t no_magazine = 0xFFFFFFFFU;
+inline constexpr std::uint32_t no_context = 0xFFFFFFFFU;
+
+struct magazine {
+  std::atomic<std::uint32_t> next{no_magazine}; ///< link while in a depot stack
+  std::atomic<std::uint32_t> count{0};          ///< valid entries in slots[0, count)
+  std::atomic<std::uint32_t> slots[magazine_slots]{};
+};
+static_assert(sizeof(magazine) == 8 + 4 * magazine_slots);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+/// The wide cells of a pool, by number (context_record::won is indexed by it).
+enum class cell_id : std::uint32_t { full = 0, empty = 1, fresh = 2 };
+inline constexpr std::size_t cell_count = 3;
+
+/// One pool's shared state. The stacks hold magazine ids; `fresh` holds the first slot
+/// index never handed out (it only grows, so its value alone never repeats).
+struct alignas(64) pool_state {
+  wide_cell cells[cell_count]; ///< indexed by cell_id
+  alignas(64) std::atomic<std::uint64_t> ready_slots{0}; ///< slots in tiers mapped and offered
+  std::atomic<std::uint64_t> max_slots{0};               ///< the ceiling for growth
+  std::atomic<std::uint32_t> contexts{0};                ///< context records in the table
+  std::atomic<std::uint32_t> magazines{0};               ///< magazine ids handed out so far
+
+  wide_cell& cell(cell_id c) noexcept { return cells[static_cast<std::uint32_t>(c)]; }
+  const wide_cell& cell(cell_id c) const noexcept { return cells[static_cast<std::uint32_t>(c)]; }
+};
+
+/// What a context was about to do when it last touched shared state. Written before the
+/// shared step (the release of that step's CAS publishes it), cleared after.
+enum class intent_op : std::uint32_t {
+  none = 0,
+  pop_full,   ///< arg: observed top magazine; seq: observed cell seq
+  pop_empty,  ///< same
+  push_full,  ///< arg: the magazine being pushed; seq: observed cell seq
+  push_empty, ///< same
+  carve,      ///< arg: observed fresh cursor; seq: observed cell seq
+  free,       ///< arg: slot index; seq: the generation the key carries
+  adopt,      ///< reclaim: arg: slot index moved in; seq: the magazine it came from
+};
+
+struct intent_record {
+  std::atomic<std::uint32_t> op{0}; ///< intent_op; written last (release), cleared last
+  std::atomic<std::uint32_t> arg{0};
+  std::atomic<std::uint64_t> seq{0};
+};
+
+enum class context_state : std::uint32_t {
+  free = 0,    ///< record unused
+  active,      ///< owned by a live context
+  dead,        ///< owner died; the daemon is reclaiming it
+  quarantined, ///< reclaim found it corrupt; left alone and reported
+};
+
+/// Per-context counters, written only by the owner with relaxed stores (a plain add on
+/// a line the owner already holds), summed by readers.
+struct context_counters {
+  std::atomic<std::uint64_t> allocs{0};
+  std::atomic<std::uint64_t> frees{0};
+  std::atomic<std::uint64_t> depot_gets{0}; ///< full magazines taken from the depot
+  std::atomic<std::uint64_t> depot_puts{0}; ///< full magazines given to the depot
+  std::atomic<std::uint64_t> carves{0};     ///< magazines filled from fresh space
+  std::atomic<std::uint64_t> stale{0};      ///< refused frees (stale key, double free)
+  std::atomic<std::uint64_t> anomalies{0};  ///< corrupt entries met and refused
+};
+static_assert(sizeof(context_counters) <= 64);
+
+struct alignas(64) context_record {
+  // Line 0: the owner's hot fields.
+  std::atomic<std::uint32_t> mag[2]{{no_magazine}, {no_magazine}}; ///< the cache
+  std::atomic<std::uint32_t> active{0};      ///< mag[active] is loaded, the other previous
+  std::atomic<std::uint32_t> spare{no_magazine}; ///< a third magazine during an exchange
+  intent_record intent;
+  // Line 1: the owner's counters.
+  alignas(64) context_counters counters;
+  // Line 2: written by others (notifications) and by the daemon.
+  alignas(64) std::atomic<std::uint64_t> won[cell_count]{};
+  std::atomic<std::uint32_t> state{0}; ///< context_state
+  std::atomic<std::uint32_t> pid{0};
+  std::atomic<std::uint64_t> incarnation{0}; ///< bumped each time the record is reused
+};
+static_assert(sizeof(context_record) == 192);
+static_assert(offsetof(context_record, counters) == 64);
+static_assert(offsetof(context_record, won) == 128);
+
+} // namespace slab::core

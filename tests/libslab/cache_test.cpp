@@ -1,0 +1,97 @@
+// The shared algorithms (cache, depot, audit) over a local region, in one process.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <unordered_set>
+#include <vector>
+
+#include <slab/core/audit.hpp>
+#include <slab/core/cache.hpp>
+#include <slab/core/local_region.hpp>
+
+namespace {
+
+using slab::key;
+using slab::core::audit;
+using slab::core::cache;
+using slab::core::local_region;
+using slab::core::magazine_slots;
+
+void expect_clean(local_region& r) {
+  const auto rep = audit(r);
+  for (const auto& p : rep.problems) ADD_FAILURE() << p;
+  EXPECT_EQ(rep.live + rep.free_depot + rep.free_cached, rep.used);
+}
+
+TEST(cache, allocates_every_ready_slot_once_then_reports_exhaustion) {
+  local_region r(4096, 4);
+  r.grow(1024);
+  cache<local_region> c(r, r.attach());
+  ASSERT_TRUE(c.ready());
+  std::unordered_set<std::uint32_t> seen;
+  for (int i = 0; i < 1024; ++i) {
+    const key k = c.alloc();
+    ASSERT_TRUE(k.plausible()) << "alloc " << i;
+    EXPECT_TRUE(seen.insert(k.index()).second) << "slot handed out twice: " << k.index();
+  }
+  EXPECT_EQ(c.alloc(), key{}) << "no slot past the ready tiers";
+  r.grow(2048);
+  EXPECT_TRUE(c.alloc().plausible()) << "growth makes slots available again";
+  const auto rep = audit(r);
+  EXPECT_TRUE(rep.ok());
+  EXPECT_EQ(rep.live, 1025U);
+}
+
+TEST(cache, free_refuses_stale_double_and_hostile_keys) {
+  local_region r(1024, 2);
+  r.grow(1024);
+  cache<local_region> c(r, r.attach());
+  const key k = c.alloc();
+  EXPECT_TRUE(c.free(k));
+  EXPECT_FALSE(c.free(k)) << "double free";
+  const key k2 = c.alloc();
+  EXPECT_EQ(k2.index(), k.index()) << "LIFO: the slot just freed comes back first";
+  EXPECT_NE(k2, k);
+  EXPECT_FALSE(c.free(k)) << "stale key of a reused slot";
+  EXPECT_FALSE(c.free(key{}));
+  EXPECT_FALSE(c.free(key::make(5000, 1))) << "index past the region";
+  EXPECT_FALSE(c.free(key::make(k2.index(), k2.generation() + 1))) << "even generation";
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    const key h = key::from_raw(rng());
+    if (h == k2) continue;
+    EXPECT_FALSE(c.free(h));
+  }
+  EXPECT_TRUE(c.free(k2));
+  expect_clean(r);
+}
+
+TEST(cache, churn_through_the_depot_keeps_every_slot_accounted_for) {
+  local_region r(1 << 16, 4);
+  r.grow(1 << 16);
+  cache<local_region> a(r, r.attach());
+  cache<local_region> b(r, r.attach());
+  std::mt19937 rng(42);
+  std::vector<key> live;
+  for (int round = 0; round < 200000; ++round) {
+    if (live.empty() || (rng() % 100 < 55 && live.size() < 60000)) {
+      const key k = (rng() & 1 ? a : b).alloc();
+      ASSERT_TRUE(k.plausible());
+      live.push_back(k);
+    } else {
+      const std::size_t i = rng() % live.size();
+      ASSERT_TRUE((rng() & 1 ? a : b).free(live[i])) << "cross-context free";
+      live[i] = live.back();
+      live.pop_back();
+    }
+  }
+  expect_clean(r);
+  const auto rep = audit(r);
+  EXPECT_EQ(rep.live, live.size());
+  EXPECT_GT(a.record().counters.depot_gets.load() + b.record().counters.depot_gets.load(), 0U);
+  EXPECT_GT(a.record().counters.depot_puts.load() + b.record().counters.depot_puts.load(), 0U);
+}
+
+} // namespace
