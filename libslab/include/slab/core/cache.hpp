@@ -43,6 +43,7 @@ public:
       if (m == no_magazine) return;
       rec_.mag[i].store(m, relaxed);
       rec_.spare.store(no_magazine, relaxed);
+      clear_intent();
     }
     reload();
   }
@@ -184,7 +185,7 @@ private:
     return rec_.mag[rec_.active.load(relaxed) & 1U].load(relaxed);
   }
   // After a push of the loaded magazine: the spare becomes the loaded one.
-  void replace_loaded_with_spare() noexcept {
+  void replace_loaded_with_spare() SLAB_STEP_NOEXCEPT {
     const std::uint32_t s = rec_.spare.load(relaxed);
     rec_.mag[rec_.active.load(relaxed) & 1U].store(s, relaxed);
     fault::point("exchange.spare");

@@ -55,6 +55,7 @@ public:
 
   reclaim_report run() SLAB_STEP_NOEXCEPT {
     resolve_intent();
+    dedupe_fields();
     undo_half_alloc();
     std::atomic<std::uint32_t>* fields[3] = {&rec_.mag[0], &rec_.mag[1], &rec_.spare};
     for (auto* f : fields) validate(*f);
@@ -149,6 +150,16 @@ private:
     default: problem("unknown intent " + std::to_string(static_cast<std::uint32_t>(op)));
     }
     rec_.intent.op.store(0, std::memory_order_release);
+  }
+
+  // An exchange copies the spare into the loaded field before clearing the spare: a
+  // death in between leaves one magazine in two fields. Keep it once.
+  void dedupe_fields() noexcept {
+    const std::uint32_t s = rec_.spare.load(relaxed);
+    if (s != no_magazine && (rec_.mag[0].load(relaxed) == s || rec_.mag[1].load(relaxed) == s)) {
+      rec_.spare.store(no_magazine, relaxed);
+    }
+    if (rec_.mag[0].load(relaxed) == rec_.mag[1].load(relaxed)) rec_.mag[1].store(no_magazine, relaxed);
   }
 
   void undo_half_alloc() {
