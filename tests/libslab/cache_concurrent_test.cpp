@@ -90,14 +90,17 @@ TEST(cache_concurrent, threads_churn_and_free_each_others_slots) {
           if (!c.free(k)) ++failures;
         }
       }
-      for (key k : mine) box.put(k);
+      for (key k : mine)
+        box.put(k);
     });
   }
-  for (auto& th : pool) th.join();
+  for (auto& th : pool)
+    th.join();
   EXPECT_EQ(double_handouts.load(), 0);
   EXPECT_EQ(failures.load(), 0) << "a free of a live key was refused";
   const auto rep = slab::core::audit(tr.r);
-  for (const auto& p : rep.problems) ADD_FAILURE() << p;
+  for (const auto& p : rep.problems)
+    ADD_FAILURE() << p;
   EXPECT_EQ(rep.live, box.drain().size());
 }
 
@@ -107,14 +110,15 @@ TEST(cache_concurrent, racing_double_frees_succeed_exactly_once) {
   r.grow(1 << 15);
   cache<local_region> owner(r, r.attach());
   std::vector<key> ks;
-  for (int i = 0; i < keys; ++i) ks.push_back(owner.alloc());
+  for (int i = 0; i < keys; ++i)
+    ks.push_back(owner.alloc());
   std::atomic<int> wins{0};
   std::atomic<bool> go{false};
   auto racer = [&] {
     cache<local_region> c(r, r.attach());
-    while (!go.load()) {
-    }
-    for (key k : ks) wins += c.free(k) ? 1 : 0;
+    while (!go.load()) {}
+    for (key k : ks)
+      wins += c.free(k) ? 1 : 0;
   };
   std::thread a(racer), b(racer);
   go = true;
@@ -122,7 +126,8 @@ TEST(cache_concurrent, racing_double_frees_succeed_exactly_once) {
   b.join();
   EXPECT_EQ(wins.load(), keys);
   const auto rep = slab::core::audit(r);
-  for (const auto& p : rep.problems) ADD_FAILURE() << p;
+  for (const auto& p : rep.problems)
+    ADD_FAILURE() << p;
   EXPECT_EQ(rep.live, 0U);
 }
 

@@ -21,7 +21,8 @@ using slab::core::magazine_slots;
 
 void expect_clean(local_region& r) {
   const auto rep = audit(r);
-  for (const auto& p : rep.problems) ADD_FAILURE() << p;
+  for (const auto& p : rep.problems)
+    ADD_FAILURE() << p;
   EXPECT_EQ(rep.live + rep.free_depot + rep.free_cached, rep.used);
 }
 

@@ -90,8 +90,10 @@ std::set<std::string> all_points() {
     // a partial reclaim passes the reclaimer's own points
     cache<local_region> victim(w.r, w.r.attach());
     std::vector<key> vk;
-    for (int i = 0; i < 40; ++i) vk.push_back(victim.alloc());
-    for (int i = 0; i < 20; ++i) EXPECT_TRUE(victim.free(vk[static_cast<std::size_t>(i)]));
+    for (int i = 0; i < 40; ++i)
+      vk.push_back(victim.alloc());
+    for (int i = 0; i < 20; ++i)
+      EXPECT_TRUE(victim.free(vk[static_cast<std::size_t>(i)]));
     const auto rep = slab::core::reclaim(w.r, victim.id(), c);
     EXPECT_GT(rep.slots_adopted, 0U) << "the victim held a partial magazine";
   }
@@ -102,10 +104,10 @@ std::set<std::string> all_points() {
 
 TEST(cache_torture, every_kill_point_is_reached) {
   const auto points = all_points();
-  for (const char* p : {"alloc.publish", "alloc.count", "free.cas", "free.store", "free.count",
-                        "free.clear", "pop.cas", "pop.record", "pop.recorded", "push.cas",
-                        "push.done", "exchange.spare", "carve.cas", "carve.fill", "carve.count",
-                        "adopt.count", "adopt.source", "give.clear"}) {
+  for (const char* p :
+       {"alloc.publish", "alloc.count", "free.cas", "free.store", "free.count", "free.clear",
+        "pop.cas", "pop.record", "pop.recorded", "push.cas", "push.done", "exchange.spare",
+        "carve.cas", "carve.fill", "carve.count", "adopt.count", "adopt.source", "give.clear"}) {
     EXPECT_TRUE(points.count(p)) << "kill point never reached: " << p;
   }
 }
@@ -121,7 +123,8 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
       world w;
       cache<local_region> daemon(w.r, w.r.attach());
       cache<local_region> neighbour(w.r, w.r.attach());
-      for (int i = 0; i < 50; ++i) w.note_alloc(neighbour.alloc());
+      for (int i = 0; i < 50; ++i)
+        w.note_alloc(neighbour.alloc());
       const std::uint32_t victim_id = w.r.attach();
       bool died = false;
       {
@@ -145,9 +148,11 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
       if (!died) break; // fewer than nth passages: next point
       ++kills;
       const auto rep = slab::core::reclaim(w.r, victim_id, daemon);
-      for (const auto& p : rep.problems) ADD_FAILURE() << point << "#" << nth << ": " << p;
+      for (const auto& p : rep.problems)
+        ADD_FAILURE() << point << "#" << nth << ": " << p;
       const auto a = slab::core::audit(w.r);
-      for (const auto& p : a.problems) ADD_FAILURE() << point << "#" << nth << ": " << p;
+      for (const auto& p : a.problems)
+        ADD_FAILURE() << point << "#" << nth << ": " << p;
       std::uint64_t intact = 0;
       for (const auto& [raw, sum] : w.live) {
         const key k = key::from_raw(raw);

@@ -17,11 +17,11 @@
 namespace slab::core {
 
 struct audit_report {
-  std::uint64_t ready = 0;      ///< slots in published tiers
-  std::uint64_t used = 0;       ///< slots below the fresh cursor (handed out at least once)
-  std::uint64_t live = 0;       ///< odd generation
-  std::uint64_t free_depot = 0; ///< in FULL magazines
-  std::uint64_t free_cached = 0;///< in contexts' magazines
+  std::uint64_t ready = 0;       ///< slots in published tiers
+  std::uint64_t used = 0;        ///< slots below the fresh cursor (handed out at least once)
+  std::uint64_t live = 0;        ///< odd generation
+  std::uint64_t free_depot = 0;  ///< in FULL magazines
+  std::uint64_t free_cached = 0; ///< in contexts' magazines
   std::uint64_t magazines = 0, magazines_full = 0, magazines_empty = 0, magazines_held = 0;
   std::vector<std::string> problems;
   [[nodiscard]] bool ok() const noexcept { return problems.empty(); }
@@ -47,7 +47,8 @@ public:
     }
     walk_stack(cell_id::full);
     walk_stack(cell_id::empty);
-    for (std::uint32_t c = 0; c < r_.context_count(); ++c) audit_context(c);
+    for (std::uint32_t c = 0; c < r_.context_count(); ++c)
+      audit_context(c);
     check_slots();
     for (std::uint64_t m = 0; m < rep_.magazines; ++m) {
       if (mag_seen_[m] == 0) problem("magazine " + std::to_string(m) + " is in no list (lost)");
@@ -101,7 +102,8 @@ private:
       }
       const std::uint32_t n = r_.mag(m).count.load(std::memory_order_relaxed);
       if (full && n != magazine_slots) {
-        problem(where + ": magazine " + std::to_string(m) + " holds " + std::to_string(n) + " != K");
+        problem(where + ": magazine " + std::to_string(m) + " holds " + std::to_string(n) +
+                " != K");
       }
       if (!full && n != 0) {
         problem(where + ": magazine " + std::to_string(m) + " is not empty");

@@ -73,7 +73,9 @@ public:
   // The region interface.
   pool_state& state() noexcept { return state_; }
   shared_header& header(std::uint32_t i) noexcept { return headers_[i]; }
-  struct magazine& mag(std::uint32_t m) noexcept { return magazines_[m]; }
+  struct magazine& mag(std::uint32_t m) noexcept {
+    return magazines_[m];
+  }
   context_record& context(std::uint32_t c) noexcept { return records_[c]; }
   bool has_slot(std::uint32_t i) const noexcept {
     return i < state_.ready_slots.load(std::memory_order_acquire);

@@ -31,9 +31,9 @@
 namespace slab::core {
 
 struct reclaim_report {
-  std::uint32_t magazines = 0;    ///< whole magazines handed to the depot
-  std::uint32_t slots_adopted = 0;///< slots moved one by one from partial magazines
-  std::string resolved;           ///< what the intent said and how it was settled
+  std::uint32_t magazines = 0;     ///< whole magazines handed to the depot
+  std::uint32_t slots_adopted = 0; ///< slots moved one by one from partial magazines
+  std::string resolved;            ///< what the intent said and how it was settled
   std::vector<std::string> problems;
 };
 
@@ -58,13 +58,17 @@ public:
     dedupe_fields();
     undo_half_alloc();
     std::atomic<std::uint32_t>* fields[3] = {&rec_.mag[0], &rec_.mag[1], &rec_.spare};
-    for (auto* f : fields) validate(*f);
-    for (auto* f : fields) hand_over(*f);
+    for (auto* f : fields)
+      validate(*f);
+    for (auto* f : fields)
+      hand_over(*f);
     return std::move(rep_);
   }
 
 private:
-  void problem(std::string s) { rep_.problems.push_back("context " + std::to_string(dead_) + ": " + std::move(s)); }
+  void problem(std::string s) {
+    rep_.problems.push_back("context " + std::to_string(dead_) + ": " + std::move(s));
+  }
 
   magazine* loaded() noexcept {
     const std::uint32_t m = rec_.mag[rec_.active.load(relaxed) & 1U].load(relaxed);
@@ -85,7 +89,8 @@ private:
     if (l == nullptr) return problem("no loaded magazine to return slot " + std::to_string(idx));
     const std::uint32_t c = l->count.load(relaxed);
     if (c > 0 && c <= magazine_slots && l->slots[c - 1].load(relaxed) == idx) return;
-    if (c >= magazine_slots) return problem("loaded magazine full; slot " + std::to_string(idx) + " left out");
+    if (c >= magazine_slots)
+      return problem("loaded magazine full; slot " + std::to_string(idx) + " left out");
     l->slots[c].store(idx, relaxed);
     l->count.store(c + 1, relaxed);
   }
@@ -100,10 +105,13 @@ private:
     case intent_op::pop_empty: {
       const cell_id c = op == intent_op::pop_full ? cell_id::full : cell_id::empty;
       const bool won = transition_won(r_, dead_, c, seq);
-      rep_.resolved = std::string("pop of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
+      rep_.resolved =
+          std::string("pop of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
       if (won && !holds(arg)) {
-        if (rec_.spare.load(relaxed) == no_magazine) rec_.spare.store(arg, relaxed);
-        else problem("won a pop but its spare field is taken");
+        if (rec_.spare.load(relaxed) == no_magazine)
+          rec_.spare.store(arg, relaxed);
+        else
+          problem("won a pop but its spare field is taken");
       }
       break;
     }
@@ -111,7 +119,8 @@ private:
     case intent_op::push_empty: {
       const cell_id c = op == intent_op::push_full ? cell_id::full : cell_id::empty;
       const bool won = transition_won(r_, dead_, c, seq);
-      rep_.resolved = std::string("push of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
+      rep_.resolved =
+          std::string("push of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
       if (won) forget(arg);
       break;
     }
@@ -120,16 +129,18 @@ private:
       rep_.resolved = std::string("carve at ") + std::to_string(arg) + (won ? ": won" : ": lost");
       magazine* l = loaded();
       if (won && l != nullptr && l->count.load(relaxed) == 0) {
-        for (std::uint32_t i = 0; i < magazine_slots; ++i) l->slots[i].store(arg + i, relaxed);
+        for (std::uint32_t i = 0; i < magazine_slots; ++i)
+          l->slots[i].store(arg + i, relaxed);
         l->count.store(magazine_slots, relaxed);
       }
       break;
     }
     case intent_op::free: {
       const auto g = static_cast<std::uint32_t>(seq);
-      const bool won = r_.has_slot(arg) &&
-                       r_.header(arg).load() == shared_header::value{g + 1, dead_};
-      rep_.resolved = std::string("free of slot ") + std::to_string(arg) + (won ? ": done" : ": not done");
+      const bool won =
+          r_.has_slot(arg) && r_.header(arg).load() == shared_header::value{g + 1, dead_};
+      rep_.resolved =
+          std::string("free of slot ") + std::to_string(arg) + (won ? ": done" : ": not done");
       if (won) ensure_cached(arg);
       break;
     }
@@ -159,7 +170,8 @@ private:
     if (s != no_magazine && (rec_.mag[0].load(relaxed) == s || rec_.mag[1].load(relaxed) == s)) {
       rec_.spare.store(no_magazine, relaxed);
     }
-    if (rec_.mag[0].load(relaxed) == rec_.mag[1].load(relaxed)) rec_.mag[1].store(no_magazine, relaxed);
+    if (rec_.mag[0].load(relaxed) == rec_.mag[1].load(relaxed))
+      rec_.mag[1].store(no_magazine, relaxed);
   }
 
   void undo_half_alloc() {
@@ -193,7 +205,8 @@ private:
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t idx = mag.slots[i].load(relaxed);
       if (!r_.has_slot(idx) || gen_live(r_.header(idx).gen()) || seen_before(idx)) {
-        problem("magazine " + std::to_string(m) + " entry " + std::to_string(idx) + " is not a free slot; dropped");
+        problem("magazine " + std::to_string(m) + " entry " + std::to_string(idx) +
+                " is not a free slot; dropped");
         continue;
       }
       mag.slots[kept++].store(idx, relaxed);

@@ -45,7 +45,7 @@ inline constexpr std::size_t cell_count = 3;
 /// One pool's shared state. The stacks hold magazine ids; `fresh` holds the first slot
 /// index never handed out (it only grows, so its value alone never repeats).
 struct alignas(64) pool_state {
-  wide_cell cells[cell_count]; ///< indexed by cell_id
+  wide_cell cells[cell_count];                           ///< indexed by cell_id
   alignas(64) std::atomic<std::uint64_t> ready_slots{0}; ///< slots in tiers mapped and offered
   std::atomic<std::uint64_t> max_slots{0};               ///< the ceiling for growth
   std::atomic<std::uint32_t> contexts{0};                ///< context records in the table
@@ -97,7 +97,7 @@ static_assert(sizeof(context_counters) <= 64);
 struct alignas(64) context_record {
   // Line 0: the owner's hot fields.
   std::atomic<std::uint32_t> mag[2]{{no_magazine}, {no_magazine}}; ///< the cache
-  std::atomic<std::uint32_t> active{0};      ///< mag[active] is loaded, the other previous
+  std::atomic<std::uint32_t> active{0};          ///< mag[active] is loaded, the other previous
   std::atomic<std::uint32_t> spare{no_magazine}; ///< a third magazine during an exchange
   intent_record intent;
   // Line 1: the owner's counters.

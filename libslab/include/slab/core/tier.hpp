@@ -31,7 +31,8 @@ public:
 
   /// The geometry whose tier 0 holds at least `slots` (rounded up to a power of two,
   /// and to at least `min_base`, itself a power of two).
-  static constexpr tier_geometry for_base(std::uint64_t slots, std::uint64_t min_base = 1) noexcept {
+  static constexpr tier_geometry for_base(std::uint64_t slots,
+                                          std::uint64_t min_base = 1) noexcept {
     std::uint64_t b = slots < min_base ? min_base : slots;
     if (b == 0) b = 1; // for_base(0, 0): bit_width(b - 1) would be 64, base() a shift by 64
     if (b > (std::uint64_t{1} << 31)) b = std::uint64_t{1} << 31;

@@ -77,8 +77,7 @@ static_assert(sizeof(wide_cell) == 16 && alignof(wide_cell) == 16);
 inline void fetch_max(std::atomic<std::uint64_t>& slot, std::uint64_t v) noexcept {
   std::uint64_t cur = slot.load(std::memory_order_relaxed);
   while (cur < v && !slot.compare_exchange_weak(cur, v, std::memory_order_acq_rel,
-                                                std::memory_order_relaxed)) {
-  }
+                                                std::memory_order_relaxed)) {}
 }
 
 } // namespace slab::core
