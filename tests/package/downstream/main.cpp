@@ -1,0 +1,20 @@
+// Uses the embedded slab exactly as the README shows; exits non-zero on any surprise.
+#include <cstdio>
+#include <slab/slab.hpp>
+
+struct order {
+  long id;
+  double price;
+  order(long i, double p) : id(i), price(p) {}
+};
+
+int main() {
+  slab::slab<order> book;
+  const slab::key k = book.emplace(42, 100.5);
+  const order* o = book.get(k);
+  if (o == nullptr || o->id != 42) return 1;
+  const slab::key again = slab::key::from_raw(k.raw());
+  if (!book.erase(again) || book.get(k) != nullptr || book.erase(k)) return 2;
+  std::puts("downstream: ok");
+  return 0;
+}

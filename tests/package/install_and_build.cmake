@@ -1,0 +1,26 @@
+# ctest driver: installs the build tree into a fresh prefix, then configures, builds and
+# runs tests/package/downstream against that prefix only.
+# Inputs: -DBUILD_DIR= -DSOURCE_DIR= -DWORK_DIR= -DGENERATOR=
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGV}\n${out}\n${err}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/downstream -B ${WORK_DIR}/build
+    -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+run(${WORK_DIR}/build/downstream)
+foreach(f include/slab/slab.hpp include/slab/key.hpp lib/cmake/slab/slabConfig.cmake lib/pkgconfig/slab.pc)
+  file(GLOB_RECURSE found ${prefix}/${f} ${prefix}/*/${f})
+  if(NOT EXISTS ${prefix}/${f})
+    string(REPLACE "lib/" "lib/x86_64-linux-gnu/" alt ${f})
+    if(NOT EXISTS ${prefix}/${alt})
+      message(FATAL_ERROR "not installed: ${f}")
+    endif()
+  endif()
+endforeach()
