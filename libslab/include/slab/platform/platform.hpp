@@ -18,16 +18,28 @@
 
 namespace slab::platform {
 
+/// Which kind of resource ran short, so that a caller can turn a sys_error into its own
+/// error codes (locked_backing: slab::errc) without parsing the message.
+enum class sys_cause : std::uint8_t {
+  other,            ///< anything else
+  invalid_argument, ///< the caller asked for something impossible (size 0, bad alignment)
+  memory,           ///< address space or memory could not be had
+  hugepages,        ///< hugepages were asked for and could not be had
+  numa,             ///< the NUMA node does not exist, NUMA is unavailable, or mbind failed
+  mlock,            ///< mlock failed (RLIMIT_MEMLOCK, no CAP_IPC_LOCK)
+};
+
 struct sys_error {
   int err = 0;      ///< errno of the failing call (0 when the failure is not an OS error)
   std::string what; ///< "mmap of 64 MiB hugepage segment 'orders.t0': Cannot allocate memory"
+  sys_cause cause = sys_cause::other;
 };
 
 /// A value or the error that prevented it.
 template <class T> class result {
 public:
-  result(T v) : v_(std::move(v)) {}           // NOLINT(google-explicit-constructor)
-  result(sys_error e) : v_(std::move(e)) {}   // NOLINT(google-explicit-constructor)
+  result(T v) : v_(std::move(v)) {}         // NOLINT(google-explicit-constructor)
+  result(sys_error e) : v_(std::move(e)) {} // NOLINT(google-explicit-constructor)
   [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
   [[nodiscard]] T& value() { return std::get<0>(v_); }
@@ -58,7 +70,9 @@ struct hugepage_info {
   std::uint64_t reserved = 0;
   std::uint64_t surplus = 0;
   /// Pages that a new mapping can still count on: free - reserved.
-  [[nodiscard]] std::uint64_t available() const noexcept { return free > reserved ? free - reserved : 0; }
+  [[nodiscard]] std::uint64_t available() const noexcept {
+    return free > reserved ? free - reserved : 0;
+  }
 };
 [[nodiscard]] hugepage_info query_hugepages();
 
@@ -80,11 +94,18 @@ struct map_options {
   page_policy hugepages = page_policy::prefer;
   bool lock = true;   ///< mlock the block; failure is an error (errc::mlock at the caller)
   int numa_node = -1; ///< bind to this node before faulting; -1: local policy
+  /// Alignment of the address, a power of two. Up to the page size in force it is free;
+  /// above it, address space (not memory) is over-reserved and trimmed.
+  std::size_t align = 0;
 };
 
 /// Maps `bytes` (any non-zero size; rounded up to the page size in force) of private
 /// anonymous memory, binds it to the requested node, prefaults every page and locks
 /// it. On error nothing stays mapped. Used by locked_backing for the embedded slab.
+/// Hugepages come from the default pool (vm.nr_hugepages); `require` fails with
+/// sys_cause::hugepages when it is short, `prefer` then maps normal pages and says why
+/// in mapping::fallback. mlock does not count hugetlb pages in VmLck (they are never
+/// swapped anyway) but still checks RLIMIT_MEMLOCK.
 [[nodiscard]] result<mapping> map_anonymous(std::size_t bytes, const map_options& opt);
 /// Undoes map_anonymous. `m` exactly as returned.
 void unmap(const mapping& m) noexcept;
@@ -93,16 +114,18 @@ void unmap(const mapping& m) noexcept;
 /// Fails with a clear message when the node does not exist or NUMA is unavailable.
 [[nodiscard]] status bind_to_node(void* addr, std::size_t bytes, int node);
 /// Writes one byte in every page so that all are faulted in now, not on the hot path.
+/// The byte written is zero: meant for fresh memory, whose contents it cannot change.
 void prefault(void* addr, std::size_t bytes, std::size_t page_size) noexcept;
 /// mlock; the error names RLIMIT_MEMLOCK and the size asked for.
 [[nodiscard]] status lock(void* addr, std::size_t bytes);
 
 /// Number of NUMA nodes the kernel reports (1 when libnuma says NUMA is unavailable).
+/// Nodes are those under /sys/devices/system/node, memoryless ones included.
 [[nodiscard]] int numa_node_count() noexcept;
 /// The node of each page of [addr, addr+bytes) sampled every `stride` bytes, as the
 /// kernel reports it (move_pages with no target). Entries are node numbers, or
 /// -errno for a page that is not present.
 [[nodiscard]] result<std::vector<int>> page_nodes(const void* addr, std::size_t bytes,
-                                                   std::size_t stride);
+                                                  std::size_t stride);
 
 } // namespace slab::platform
