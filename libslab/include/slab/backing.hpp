@@ -13,6 +13,7 @@
 // falling back to normal pages with a warning where hugepages are missing.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <new>
 

@@ -15,6 +15,7 @@
 // threads and processes use slab::client and slab::pool<T>.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -42,16 +43,22 @@ struct slab_options {
   std::uint64_t max_capacity = core::max_slots;
 };
 
-template <class T, backing Backing = heap_backing>
-class slab {
+template <class T, backing Backing = heap_backing> class slab {
   static_assert(std::is_object_v<T> && !std::is_const_v<T>, "slab<T> holds mutable objects");
-  static constexpr core::slot_layout layout_ = core::slot_layout::for_payload(sizeof(T), alignof(T));
+  static constexpr core::slot_layout layout_ =
+      core::slot_layout::for_payload(sizeof(T), alignof(T));
   static constexpr std::size_t block_align_ =
       layout_.align > core::cache_line ? layout_.align : core::cache_line;
 
   struct tier {
-    std::byte* payload = nullptr;      // tier_size * stride bytes
-    core::slot_header* hdr = nullptr;  // tier_size headers, after the payloads
+    std::byte* payload = nullptr;     // tier_size * stride bytes
+    core::slot_header* hdr = nullptr; // tier_size headers, after the payloads
+    std::uint32_t first = 0;          // index of the tier's first slot
+  };
+  // A slot found once per operation: its header and its payload.
+  struct slot_ref {
+    core::slot_header* hdr;
+    T* value;
   };
 
 public:
@@ -66,7 +73,8 @@ public:
   slab& operator=(const slab&) = delete;
   slab(slab&& o) noexcept
       : geo_(o.geo_), max_(o.max_), backing_(std::move(o.backing_)), ntiers_(o.ntiers_),
-        capacity_(o.capacity_), used_(o.used_), free_head_(o.free_head_), size_(o.size_) {
+        capacity_(o.capacity_), used_(o.used_), inited_(o.inited_), free_head_(o.free_head_),
+        size_(o.size_) {
     std::copy(std::begin(o.tiers_), std::end(o.tiers_), std::begin(tiers_));
     o.forget();
   }
@@ -79,6 +87,7 @@ public:
       ntiers_ = o.ntiers_;
       capacity_ = o.capacity_;
       used_ = o.used_;
+      inited_ = o.inited_;
       free_head_ = o.free_head_;
       size_ = o.size_;
       std::copy(std::begin(o.tiers_), std::end(o.tiers_), std::begin(tiers_));
@@ -93,17 +102,17 @@ public:
   /// whatever T's constructor throws; either way nothing is taken.
   template <class... Args> key emplace(Args&&... args) {
     const std::uint32_t idx = take_index();
+    const slot_ref s = find(idx);
     try {
-      ::new (static_cast<void*>(slot_ptr(idx))) T(std::forward<Args>(args)...);
+      ::new (static_cast<void*>(s.value)) T(std::forward<Args>(args)...);
     } catch (...) {
-      give_back(idx);
+      give_back(idx, *s.hdr);
       throw;
     }
-    core::slot_header& h = header(idx);
-    assert(!core::gen_live(h.gen) && "a slot on the free list must be free");
-    ++h.gen;
+    assert(!core::gen_live(s.hdr->gen) && "a slot on the free list must be free");
+    const std::uint32_t g = ++s.hdr->gen;
     ++size_;
-    return key::make(idx, h.gen);
+    return key::make(idx, g);
   }
 
   /// Like emplace, but returns nullopt instead of throwing when no slot can be had.
@@ -116,11 +125,10 @@ public:
   /// The value named by k, or nullptr when k is stale, out of range or 0.
   [[nodiscard]] T* get(key k) noexcept {
     const std::uint32_t idx = k.index();
-    if (idx >= capacity_) return nullptr;
-    const core::tier_pos p = geo_.locate(idx);
-    const tier& t = tiers_[p.tier];
-    if (t.hdr[p.offset].gen != k.generation() || !core::gen_live(k.generation())) return nullptr;
-    return std::launder(reinterpret_cast<T*>(t.payload + std::size_t{p.offset} * layout_.stride));
+    if (idx >= used_) return nullptr;
+    const slot_ref s = find(idx);
+    if (s.hdr->gen != k.generation() || !core::gen_live(k.generation())) return nullptr;
+    return std::launder(s.value);
   }
   [[nodiscard]] const T* get(key k) const noexcept { return const_cast<slab*>(this)->get(k); }
   [[nodiscard]] bool contains(key k) const noexcept { return get(k) != nullptr; }
@@ -128,13 +136,13 @@ public:
   /// Destroys the value named by k and frees its slot. False (and nothing done) when k
   /// is stale, out of range or 0.
   bool erase(key k) noexcept {
-    T* v = get(k);
-    if (v == nullptr) return false;
-    v->~T();
     const std::uint32_t idx = k.index();
-    core::slot_header& h = header(idx);
-    ++h.gen;
-    h.aux = free_head_;
+    if (idx >= used_) return false;
+    const slot_ref s = find(idx);
+    if (s.hdr->gen != k.generation() || !core::gen_live(k.generation())) return false;
+    std::launder(s.value)->~T();
+    ++s.hdr->gen;
+    s.hdr->aux = free_head_;
     free_head_ = idx;
     --size_;
     return true;
@@ -146,13 +154,17 @@ public:
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t max_capacity() const noexcept { return max_; }
   [[nodiscard]] unsigned tier_count() const noexcept { return ntiers_; }
+  /// The backing the tiers came from (e.g. locked_backing::fell_back()).
+  [[nodiscard]] const Backing& backing() const noexcept { return backing_; }
   [[nodiscard]] static constexpr core::slot_layout layout() noexcept { return layout_; }
 
   /// Adds tiers until capacity() >= n. Throws like emplace when that is impossible.
   void reserve(std::size_t n) {
-    if (n > max_) throw error(errc::exhausted, "slab: reserve(" + std::to_string(n) +
-                                                   ") exceeds max_capacity " + std::to_string(max_));
-    while (capacity_ < n) grow();
+    if (n > max_)
+      throw error(errc::exhausted, "slab: reserve(" + std::to_string(n) +
+                                       ") exceeds max_capacity " + std::to_string(max_));
+    while (capacity_ < n)
+      grow();
   }
 
   /// Destroys every value. Capacity stays; every key handed out so far goes stale.
@@ -178,9 +190,7 @@ public:
     using value_type = entry;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    entry operator*() const {
-      return {key::make(idx_, s_->header(idx_).gen), *s_->slot_ptr(idx_)};
-    }
+    entry operator*() const { return {key::make(idx_, s_->header(idx_).gen), *s_->slot_ptr(idx_)}; }
     iterator& operator++() {
       ++idx_;
       skip();
@@ -197,13 +207,14 @@ public:
     friend class slab;
     iterator(slab* s, std::uint32_t i) : s_(s), idx_(i) { skip(); }
     void skip() {
-      while (idx_ < s_->used_ && !core::gen_live(s_->header(idx_).gen)) ++idx_;
+      while (idx_ < s_->used_ && !core::gen_live(s_->header(idx_).gen))
+        ++idx_;
     }
     slab* s_ = nullptr;
     std::uint32_t idx_ = 0;
   };
   iterator begin() noexcept { return iterator(this, 0); }
-  iterator end() noexcept { return iterator(this, used_); }
+  iterator end() noexcept { return iterator(this, static_cast<std::uint32_t>(used_)); }
 
 private:
   static constexpr std::uint64_t default_base() noexcept {
@@ -211,16 +222,19 @@ private:
     return n < 16 ? 16 : n;
   }
 
-  core::slot_header& header(std::uint32_t idx) noexcept {
-    const core::tier_pos p = geo_.locate(idx);
-    return tiers_[p.tier].hdr[p.offset];
+  slot_ref find(std::uint32_t idx) noexcept {
+    const tier& t = tiers_[geo_.tier_of(idx)];
+    const std::size_t off = idx - t.first;
+    return {t.hdr + off, reinterpret_cast<T*>(t.payload + off * layout_.stride)};
   }
-  T* slot_ptr(std::uint32_t idx) noexcept {
-    const core::tier_pos p = geo_.locate(idx);
-    return reinterpret_cast<T*>(tiers_[p.tier].payload + std::size_t{p.offset} * layout_.stride);
-  }
+  core::slot_header& header(std::uint32_t idx) noexcept { return *find(idx).hdr; }
+  T* slot_ptr(std::uint32_t idx) noexcept { return find(idx).value; }
 
   // Removes a free index from the free list or the never-used space, growing if needed.
+  // A never-used slot's header is written here, when the slot is first taken, not when
+  // its tier is added: growth then costs one block allocation, not a pass over a
+  // header array as large as the tier. Headers below inited_ keep their generations
+  // across clear(), so keys from before a clear stay stale.
   std::uint32_t take_index() {
     if (free_head_ != core::no_index) {
       const std::uint32_t idx = free_head_;
@@ -228,12 +242,17 @@ private:
       return idx;
     }
     if (used_ == capacity_) grow();
-    return static_cast<std::uint32_t>(used_++);
+    const auto idx = static_cast<std::uint32_t>(used_++);
+    if (idx == inited_) {
+      ::new (static_cast<void*>(&header(idx))) core::slot_header{};
+      ++inited_;
+    }
+    return idx;
   }
   // Undoes take_index after a throwing constructor: the slot goes back to the free list
   // with its generation untouched, so no key is affected.
-  void give_back(std::uint32_t idx) noexcept {
-    header(idx).aux = free_head_;
+  void give_back(std::uint32_t idx, core::slot_header& h) noexcept {
+    h.aux = free_head_;
     free_head_ = idx;
   }
 
@@ -257,9 +276,8 @@ private:
     void* block = backing_.allocate(block_bytes(n), block_align_);
     auto* base = static_cast<std::byte*>(block);
     tiers_[t].payload = base;
-    auto* hdr = reinterpret_cast<core::slot_header*>(base + payload_bytes);
-    std::uninitialized_value_construct_n(hdr, static_cast<std::size_t>(n));
-    tiers_[t].hdr = hdr;
+    tiers_[t].hdr = reinterpret_cast<core::slot_header*>(base + payload_bytes);
+    tiers_[t].first = static_cast<std::uint32_t>(geo_.tier_begin(t));
     ntiers_ = t + 1;
     const std::uint64_t cap = geo_.capacity_through(t);
     capacity_ = static_cast<std::size_t>(cap < max_ ? cap : max_);
@@ -285,9 +303,10 @@ private:
     forget();
   }
   void forget() noexcept {
-    for (tier& t : tiers_) t = tier{};
+    for (tier& t : tiers_)
+      t = tier{};
     ntiers_ = 0;
-    capacity_ = used_ = size_ = 0;
+    capacity_ = used_ = inited_ = size_ = 0;
     free_head_ = core::no_index;
   }
 
@@ -296,8 +315,9 @@ private:
   [[no_unique_address]] Backing backing_;
   tier tiers_[core::max_tiers]{};
   unsigned ntiers_ = 0;
-  std::size_t capacity_ = 0;        // slots in allocated tiers (capped at max_)
-  std::size_t used_ = 0;            // indices [0, used_) have been handed out at least once
+  std::size_t capacity_ = 0; // slots in allocated tiers (capped at max_)
+  std::size_t used_ = 0;     // indices [0, used_) have been handed out since the last clear
+  std::size_t inited_ = 0;   // headers [0, inited_) have been written (>= used_)
   std::uint32_t free_head_ = core::no_index;
   std::size_t size_ = 0;
 };

@@ -43,7 +43,10 @@ public:
   [[nodiscard]] constexpr std::uint64_t base() const noexcept { return std::uint64_t{1} << b_; }
 
   [[nodiscard]] constexpr unsigned tier_of(std::uint32_t index) const noexcept {
-    return static_cast<unsigned>(std::bit_width(index >> b_));
+    // bit_width(x) == bit_width(2x + 1) - 1, and 2x + 1 is never 0: without -mlzcnt the
+    // compiler can then use bsr with no zero test. Done in 64 bits so 2x cannot wrap.
+    const std::uint64_t x = index >> b_;
+    return static_cast<unsigned>(std::bit_width((x << 1) | 1U)) - 1;
   }
   /// First index of tier t.
   [[nodiscard]] constexpr std::uint64_t tier_begin(unsigned t) const noexcept {
