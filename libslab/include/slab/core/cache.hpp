@@ -85,6 +85,14 @@ public:
   /// Frees the slot named by k. False, and nothing done, when k is stale, out of range
   /// or already freed in any process (the header CAS decides between racing frees).
   bool free(key k) SLAB_STEP_NOEXCEPT {
+    return free(k, [] {});
+  }
+
+  /// free, running `on_claimed` after this context has won the slot (its generation
+  /// moved on, nobody else can free or allocate it) and before it enters the cache:
+  /// the place to run a destructor exactly once however many processes race to erase.
+  /// A death inside on_claimed is settled by reclaim like any other half-done free.
+  template <class F> bool free(key k, F&& on_claimed) SLAB_STEP_NOEXCEPT {
     const std::uint32_t idx = k.index();
     const std::uint32_t g = k.generation();
     if (!gen_live(g) || !r_.has_slot(idx)) return refuse();
@@ -102,6 +110,7 @@ public:
       clear_intent();
       return refuse();
     }
+    on_claimed();
     fault::point("free.store");
     loaded_->slots[c].store(idx, relaxed);
     fault::point("free.count");
@@ -110,6 +119,16 @@ public:
     clear_intent();
     bump(rec_.counters.frees);
     return true;
+  }
+
+  /// Growth's primitive: links magazines [first, last] (fresh, empty, owned by nobody
+  /// yet) and pushes the chain onto the EMPTY stack with one CAS, so that a death
+  /// leaves either all of them published or none.
+  void donate(std::uint32_t first, std::uint32_t last) SLAB_STEP_NOEXCEPT {
+    for (std::uint32_t m = first; m < last; ++m)
+      r_.mag(m).next.store(m + 1, relaxed);
+    push_chain(cell_id::empty, first, last);
+    clear_intent();
   }
 
   /// Reclaim's primitive: puts a slot that is already free (even generation, in no
@@ -256,17 +275,20 @@ private:
   }
 
   // Pushes magazine m (held in this record) onto a depot stack. Leaves the intent set.
-  void push(cell_id c, std::uint32_t m) SLAB_STEP_NOEXCEPT {
+  void push(cell_id c, std::uint32_t m) SLAB_STEP_NOEXCEPT { push_chain(c, m, m); }
+
+  // Pushes the chain first -> ... -> last (already linked) with one CAS.
+  void push_chain(cell_id c, std::uint32_t first, std::uint32_t last) SLAB_STEP_NOEXCEPT {
     wide_cell& cell = r_.state().cell(c);
     const intent_op op = c == cell_id::full ? intent_op::push_full : intent_op::push_empty;
-    magazine& mag = r_.mag(m);
+    magazine& tail = r_.mag(last);
     cell_value seen = cell.load();
     for (;;) {
       notify(c, seen);
-      set_intent(op, m, seen.seq);
-      mag.next.store(seen.value, relaxed);
+      set_intent(op, first, seen.seq);
+      tail.next.store(seen.value, relaxed);
       fault::point("push.cas");
-      if (cell.cas(seen, {m, me_, seen.seq + 1})) {
+      if (cell.cas(seen, {first, me_, seen.seq + 1})) {
         fault::point("push.done");
         return;
       }

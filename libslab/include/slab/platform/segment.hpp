@@ -1,0 +1,75 @@
+// Shared segments: memory that several processes map, named by a file descriptor.
+// Same contract as platform.hpp: errors are values naming the resource, nothing prints.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <slab/platform/platform.hpp>
+
+namespace slab::platform {
+
+/// An owned file descriptor (closed on destruction; movable).
+class unique_fd {
+public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
+  unique_fd& operator=(unique_fd&& o) noexcept;
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd();
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  int release() noexcept {
+    const int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+private:
+  int fd_ = -1;
+};
+
+struct segment {
+  unique_fd fd;
+  std::size_t bytes = 0;     ///< size of the segment (a multiple of page_size)
+  std::size_t page_size = 0; ///< page size in force
+  bool huge = false;
+  std::string fallback; ///< why `prefer` fell back to normal pages, else empty
+};
+
+/// Page size a segment of this policy would use if hugepages are there.
+[[nodiscard]] std::size_t huge_page_size() noexcept;
+
+/// Creates an anonymous shared segment (memfd) of at least `bytes`, rounded up to the
+/// page size in force, zero-filled, sealed against shrinking and growing. With
+/// hugepages asked for, the hugepages are reserved now (a mapping is made and dropped),
+/// so `require` fails here, not at a later first touch. `name` shows in /proc/PID/maps.
+[[nodiscard]] result<segment> create_segment(const std::string& name, std::size_t bytes,
+                                             page_policy policy);
+
+/// Reserves `bytes` of address space (PROT_NONE, no memory), aligned to `align` (a
+/// power of two; bytes a multiple of the normal page size).
+[[nodiscard]] result<void*> reserve_range(std::size_t bytes, std::size_t align);
+void release_range(void* addr, std::size_t bytes) noexcept;
+
+/// Maps [offset, offset + bytes) of fd, shared. At `at` (which must lie inside a range
+/// from reserve_range; replaced in place) or anywhere when `at` is null. `populate`
+/// builds this process's page tables now (MAP_POPULATE) so the first touch of each
+/// page is not a minor fault on the hot path; it never writes.
+[[nodiscard]] result<void*> map_segment(int fd, std::size_t offset, std::size_t bytes, void* at,
+                                        bool writable, bool populate);
+/// Puts PROT_NONE address space back over [addr, addr + bytes) of a reservation.
+void unmap_segment(void* addr, std::size_t bytes, bool keep_reserved) noexcept;
+
+/// Binds a fresh mapping to `node` (if >= 0), faults every page in and mlocks it (if
+/// `lock`). Only for memory nobody has written yet: it writes a zero in every page.
+[[nodiscard]] status prepare_fresh(void* addr, std::size_t bytes, std::size_t page_size,
+                                   int numa_node, bool lock);
+
+/// Size of the file behind fd (fstat).
+[[nodiscard]] result<std::uint64_t> fd_size(int fd);
+
+} // namespace slab::platform

@@ -1,0 +1,168 @@
+// Shared segments: memfds, reserved address ranges, fixed mappings.
+#include <slab/platform/segment.hpp>
+
+#include <cerrno>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.hpp"
+
+namespace slab::platform {
+namespace {
+
+using namespace detail; // NOLINT(google-build-using-namespace): this library's own helpers
+
+constexpr unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+result<segment> make_memfd(const std::string& name, std::size_t bytes, std::size_t page,
+                           bool huge) {
+  const std::size_t len = round_up(bytes, page);
+  const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (huge ? MFD_HUGETLB : 0U);
+  const std::string what = "segment '" + name + "' (" + format_bytes(len) +
+                           (huge ? " of " + format_bytes(page) + " hugepages" : "") + ")";
+  unique_fd fd(::memfd_create(name.c_str(), flags));
+  if (!fd) {
+    const int e = errno;
+    return fail(e, "memfd_create of " + what + ": " + errno_text(e),
+                huge ? sys_cause::hugepages : sys_cause::memory);
+  }
+  if (::ftruncate(fd.get(), static_cast<off_t>(len)) != 0) {
+    const int e = errno;
+    return fail(e, "ftruncate of " + what + ": " + errno_text(e), sys_cause::memory);
+  }
+  if (huge) {
+    // A shared hugetlb mapping reserves its pages at mmap time: try it now, so that a
+    // shortage is this call's error, not a SIGBUS at some later first touch.
+    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      return fail(e,
+                  "reserving " + what + ": " + errno_text(e) + " (" +
+                      describe_pool(query_hugepages()) + ")",
+                  sys_cause::hugepages);
+    }
+    ::munmap(p, len);
+  }
+  if (::fcntl(fd.get(), F_ADD_SEALS, seals) != 0) {
+    const int e = errno;
+    return fail(e, "sealing " + what + ": " + errno_text(e), sys_cause::other);
+  }
+  return segment{std::move(fd), len, page, huge, {}};
+}
+
+} // namespace
+
+unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+unique_fd::~unique_fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t huge_page_size() noexcept {
+  static const std::size_t page = query_hugepages().page_size;
+  return page;
+}
+
+result<segment> create_segment(const std::string& name, std::size_t bytes, page_policy policy) {
+  if (bytes == 0)
+    return fail(EINVAL, "segment '" + name + "': size 0", sys_cause::invalid_argument);
+  std::string why_not;
+  if (policy != page_policy::off) {
+    const std::size_t hp = huge_page_size();
+    if (hp == 0) {
+      why_not = "the kernel has no hugetlb support";
+      if (policy == page_policy::require) {
+        return fail(ENOTSUP, "segment '" + name + "': " + why_not, sys_cause::hugepages);
+      }
+    } else {
+      result<segment> h = make_memfd(name, bytes, hp, true);
+      if (h.ok() || policy == page_policy::require) return h;
+      why_not = h.error().what;
+    }
+  }
+  result<segment> s = make_memfd(name, bytes, normal_page_size(), false);
+  if (s.ok()) s.value().fallback = std::move(why_not);
+  return s;
+}
+
+result<void*> reserve_range(std::size_t bytes, std::size_t align) {
+  if (bytes == 0 || !is_pow2(align)) {
+    return fail(EINVAL, "reserve_range: size 0 or alignment not a power of two",
+                sys_cause::invalid_argument);
+  }
+  const std::size_t span = bytes + align;
+  void* res = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (res == MAP_FAILED) {
+    const int e = errno;
+    return fail(e, "reserving " + format_bytes(bytes) + " of address space: " + errno_text(e),
+                sys_cause::memory);
+  }
+  const auto lo = reinterpret_cast<std::uintptr_t>(res);
+  const std::uintptr_t at = (lo + align - 1) & ~(std::uintptr_t{align} - 1);
+  if (at > lo) ::munmap(res, at - lo);
+  const std::uintptr_t end = at + bytes;
+  if (lo + span > end) ::munmap(reinterpret_cast<void*>(end), lo + span - end);
+  return reinterpret_cast<void*>(at);
+}
+
+void release_range(void* addr, std::size_t bytes) noexcept {
+  if (addr != nullptr) ::munmap(addr, bytes);
+}
+
+result<void*> map_segment(int fd, std::size_t offset, std::size_t bytes, void* at, bool writable,
+                          bool populate) {
+  const int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  const int flags = MAP_SHARED | (at != nullptr ? MAP_FIXED : 0) | (populate ? MAP_POPULATE : 0);
+  void* p = ::mmap(at, bytes, prot, flags, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    return fail(e,
+                "mapping " + format_bytes(bytes) + " at offset " + std::to_string(offset) +
+                    " of segment fd " + std::to_string(fd) + ": " + errno_text(e),
+                e == ENOMEM ? sys_cause::memory : sys_cause::other);
+  }
+  return p;
+}
+
+void unmap_segment(void* addr, std::size_t bytes, bool keep_reserved) noexcept {
+  if (addr == nullptr) return;
+  if (keep_reserved) {
+    ::mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  } else {
+    ::munmap(addr, bytes);
+  }
+}
+
+status prepare_fresh(void* addr, std::size_t bytes, std::size_t page_size, int numa_node,
+                     bool lock_it) {
+  if (numa_node >= 0) {
+    if (status s = bind_to_node(addr, bytes, numa_node); !s) return s;
+  }
+  if (::madvise(addr, bytes, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+    const int e = errno;
+    return fail(e, "faulting in " + format_bytes(bytes) + ": " + errno_text(e), sys_cause::memory);
+  }
+  prefault(addr, bytes, page_size);
+  if (lock_it) return lock(addr, bytes);
+  return ok_t{};
+}
+
+result<std::uint64_t> fd_size(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    return fail(e, "fstat of fd " + std::to_string(fd) + ": " + errno_text(e), sys_cause::other);
+  }
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+} // namespace slab::platform
