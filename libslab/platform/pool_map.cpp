@@ -144,6 +144,8 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec) {
   // links); then the extra magazines form the EMPTY stack.
   auto* base = reinterpret_cast<std::byte*>(p->hdr_);
   p->state_ = ::new (base + cl.state_offset) core::pool_state();
+  p->records_ = reinterpret_cast<core::context_record*>(base + cl.contexts_offset);
+  p->extra_mags_ = reinterpret_cast<core::magazine*>(base + cl.magazines_offset);
   for (std::uint32_t c = 0; c < p->geo_.contexts; ++c)
     ::new (&p->records_[c]) core::context_record();
   for (std::uint32_t m = 0; m < p->extra_; ++m)
@@ -206,12 +208,16 @@ result<std::unique_ptr<pool_map>> pool_map::attach(unique_fd control, bool writa
       h.contexts_offset != cl.contexts_offset || h.magazines_offset != cl.magazines_offset) {
     return bad("sizes and offsets do not agree with each other or with the segment");
   }
+  auto* base = reinterpret_cast<std::byte*>(p->hdr_);
+  p->state_ = reinterpret_cast<core::pool_state*>(base + cl.state_offset);
+  p->records_ = reinterpret_cast<core::context_record*>(base + cl.contexts_offset);
+  p->extra_mags_ = reinterpret_cast<core::magazine*>(base + cl.magazines_offset);
   if (status s = p->reserve_ranges(); !s) return s.error();
   return p;
 }
 
 result<tier_segments> pool_map::create_tier(unsigned t) {
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::recursive_mutex> g(mu_);
   if (t != mapped_tiers_ || t >= geo_.tier_count()) {
     return fail(EINVAL, "create_tier(" + std::to_string(t) + "): out of order or past the ceiling",
                 sys_cause::invalid_argument);
@@ -262,7 +268,7 @@ result<tier_segments> pool_map::create_tier(unsigned t) {
 }
 
 status pool_map::map_tier(unsigned t, int meta_fd, int data_fd) {
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::recursive_mutex> g(mu_);
   return map_tier_locked(t, meta_fd, data_fd, false);
 }
 
@@ -313,7 +319,7 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
 
 bool pool_map::map_more(std::uint32_t i) {
   if (i >= state_->ready_slots.load(std::memory_order_acquire)) return false;
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::recursive_mutex> g(mu_);
   if (i < mapped_slots_.load(std::memory_order_relaxed)) return true;
   if (!fetch_tiers) return false;
   const unsigned first = mapped_tiers_;

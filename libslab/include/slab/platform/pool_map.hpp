@@ -119,7 +119,7 @@ private:
   std::size_t tier_mag_bytes_[core::max_tiers]{};
   std::atomic<std::uint64_t> mapped_slots_{0};
   unsigned mapped_tiers_ = 0;
-  std::mutex mu_; // slow path: mapping tiers
+  std::recursive_mutex mu_; // slow path: mapping tiers (fetch_tiers calls map_tier under it)
 };
 static_assert(core::region<pool_map>);
 

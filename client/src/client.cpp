@@ -1,0 +1,296 @@
+// The attach library: the control-socket session and the slow paths of slab::pool<T>.
+#include <slab/client.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <slab/platform/ipc.hpp>
+#include <slab/proto/protocol.hpp>
+
+namespace slab {
+namespace detail {
+namespace {
+
+std::string own_comm() {
+  char name[16] = "?";
+  if (FILE* f = std::fopen("/proc/self/comm", "r")) {
+    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
+    std::fclose(f);
+  }
+  return name;
+}
+
+errc errc_of_connect(int e) {
+  return e == EACCES || e == EPERM ? errc::permission_denied : errc::no_daemon;
+}
+
+} // namespace
+
+/// The connection to shmd, shared by every pool opened through one slab::client.
+/// Requests are serialized: one answer is awaited at a time.
+class session : public std::enable_shared_from_this<session> {
+public:
+  static std::shared_ptr<session> connect(const std::string& path, const client_options& opt) {
+    auto fd = platform::connect_seqpacket(path);
+    if (!fd) {
+      const int e = fd.error().err;
+      throw error(errc_of_connect(e),
+                  "cannot reach shmd at " + path + ": " + std::strerror(e) +
+                      (e == ENOENT || e == ECONNREFUSED ? " (is shmd running? the path comes from "
+                                                          "SHMD_SOCKET or the default)"
+                                                        : ""));
+    }
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(opt.request_timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((opt.request_timeout.count() % 1000) * 1000);
+    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto s = std::make_shared<session>(std::move(fd.value()), path);
+    proto::hello h;
+    h.pid = static_cast<std::uint32_t>(::getpid());
+    proto::set_text(h.comm, own_comm());
+    std::vector<platform::unique_fd> fds;
+    const proto::welcome w = s->request<proto::welcome>(h, fds);
+    s->daemon_pid_ = w.daemon_pid;
+    return s;
+  }
+
+  session(platform::unique_fd fd, std::string path)
+      : sock_(std::move(fd)), path_(std::move(path)) {}
+
+  struct opened_pool {
+    std::shared_ptr<platform::pool_map> map;
+    std::uint32_t pool_id, context;
+  };
+
+  opened_pool open(std::string_view name, std::size_t size, std::size_t align) {
+    proto::open_req o;
+    proto::set_text(o.pool, name);
+    o.type_size = static_cast<std::uint32_t>(size);
+    o.type_align = static_cast<std::uint32_t>(align);
+    std::vector<platform::unique_fd> fds;
+    const proto::opened r = request<proto::opened>(o, fds);
+    if (fds.size() != 1 + 2 * std::size_t{r.tiers}) protocol_error("opened: wrong number of fds");
+    std::lock_guard<std::mutex> g(maps_mu_);
+    std::shared_ptr<platform::pool_map> map = maps_[r.pool_id].lock();
+    if (!map) {
+      auto m = platform::pool_map::attach(std::move(fds[0]), true);
+      if (!m) protocol_error("pool '" + std::string(name) + "': " + m.error().what);
+      map = std::move(m.value());
+      std::weak_ptr<session> self = weak_from_this();
+      const std::uint32_t id = r.pool_id;
+      platform::pool_map* raw = map.get();
+      map->fetch_tiers = [self, id, raw](unsigned first) {
+        const std::shared_ptr<session> s = self.lock();
+        return s != nullptr && s->fetch_tiers(id, *raw, first);
+      };
+      map_tiers(*map, 0, fds, 1);
+      maps_[r.pool_id] = map;
+    }
+    return {map, r.pool_id, r.context};
+  }
+
+  // Called under the map's lock, from has_slot's slow path: never throws.
+  bool fetch_tiers(std::uint32_t pool_id, platform::pool_map& map, unsigned first) noexcept {
+    try {
+      proto::tiers_req q;
+      q.pool_id = pool_id;
+      q.first = first;
+      std::vector<platform::unique_fd> fds;
+      const proto::tiers_msg r = request<proto::tiers_msg>(q, fds);
+      if (r.first != first || fds.size() != 2 * std::size_t{r.count}) return false;
+      return map_tiers(map, first, fds, 0);
+    } catch (const error&) {
+      return false;
+    }
+  }
+
+  void nudge(std::uint32_t pool_id) noexcept {
+    proto::grow_req g;
+    g.pool_id = pool_id;
+    std::lock_guard<std::mutex> lk(mu_);
+    (void)platform::send_message(sock_.get(), &g, sizeof g);
+  }
+
+  void close(std::uint32_t pool_id, std::uint32_t ctx) noexcept {
+    try {
+      proto::close_req c;
+      c.pool_id = pool_id;
+      c.context = ctx;
+      std::vector<platform::unique_fd> fds;
+      (void)request<proto::closed>(c, fds);
+    } catch (const error&) {
+      // shmd is gone: it reclaims the context when it sees this process exit, or on restart
+    }
+  }
+
+  [[nodiscard]] std::uint32_t daemon_pid() const noexcept { return daemon_pid_; }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+private:
+  [[noreturn]] void protocol_error(const std::string& what) const {
+    throw error(errc::protocol, "shmd at " + path_ + ": " + what);
+  }
+
+  bool map_tiers(platform::pool_map& map, unsigned first, std::vector<platform::unique_fd>& fds,
+                 std::size_t from) {
+    for (std::size_t i = from; i + 1 < fds.size(); i += 2) {
+      const auto t = static_cast<unsigned>(first + (i - from) / 2);
+      if (!map.map_tier(t, fds[i].get(), fds[i + 1].get())) return false;
+    }
+    return true;
+  }
+
+  // Sends `q`, waits for its answer of type R; an error answer becomes slab::error.
+  template <class R, class Q> R request(const Q& q, std::vector<platform::unique_fd>& fds) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!platform::send_message(sock_.get(), &q, sizeof q)) {
+      throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
+    }
+    alignas(8) char buf[proto::max_msg];
+    auto n = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
+    if (!n) {
+      const bool timeout = n.error().err == EAGAIN || n.error().err == EWOULDBLOCK;
+      throw error(errc::no_daemon,
+                  "shmd at " + path_ +
+                      (timeout ? " did not answer in time" : ": " + n.error().what));
+    }
+    if (n.value() == 0) throw error(errc::no_daemon, "shmd at " + path_ + " closed the connection");
+    proto::msg_header h{};
+    if (n.value() < sizeof h) protocol_error("short answer");
+    std::memcpy(&h, buf, sizeof h);
+    if (h.magic != proto::msg_magic) protocol_error("not the slab protocol");
+    if (h.type == static_cast<std::uint16_t>(proto::msg_type::error) &&
+        n.value() == sizeof(proto::error_msg)) {
+      proto::error_msg e;
+      std::memcpy(&e, buf, sizeof e);
+      throw error(static_cast<errc>(e.code), std::string(proto::get_text(e.text)));
+    }
+    if (h.abi != proto::abi_version) {
+      throw error(errc::abi_mismatch, "shmd at " + path_ + " speaks protocol ABI " +
+                                          std::to_string(h.abi) + ", this client ABI " +
+                                          std::to_string(proto::abi_version));
+    }
+    R r;
+    if (h.type != r.h.type || n.value() != sizeof(R))
+      protocol_error("unexpected answer type " + std::to_string(h.type));
+    std::memcpy(&r, buf, sizeof r);
+    return r;
+  }
+
+  platform::unique_fd sock_;
+  std::string path_;
+  std::uint32_t daemon_pid_ = 0;
+  std::mutex mu_;
+  std::mutex maps_mu_;
+  std::map<std::uint32_t, std::weak_ptr<platform::pool_map>> maps_;
+};
+
+raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map,
+                   std::uint32_t pool_id, std::uint32_t ctx, client_options opt)
+    : session_(std::move(s)), map_(std::move(map)), pool_id_(pool_id), ctx_(ctx), opt_(opt),
+      cache_(*map_, ctx) {
+  if (!cache_.ready()) {
+    session_->close(pool_id_, ctx_);
+    throw error(errc::exhausted, "pool '" + std::string(proto::get_text(map_->info().name)) +
+                                     "': no magazine left for a new context");
+  }
+}
+
+raw_pool::~raw_pool() { session_->close(pool_id_, ctx_); }
+
+std::optional<key> raw_pool::wait_for_growth() noexcept {
+  session_->nudge(pool_id_);
+  const auto deadline = std::chrono::steady_clock::now() + opt_.grow_wait;
+  for (unsigned round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
+    if (round < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    const key k = cache_.alloc();
+    if (k) return k;
+  }
+  return std::nullopt;
+}
+
+std::optional<key> raw_pool::try_alloc() noexcept {
+  const key k = cache_.alloc();
+  if (k) return k;
+  return wait_for_growth();
+}
+
+key raw_pool::alloc() {
+  if (const std::optional<key> k = try_alloc()) return *k;
+  const core::pool_state& st = map_->state();
+  const std::string name(proto::get_text(map_->info().name));
+  const std::uint64_t ready = st.ready_slots.load();
+  if (ready >= st.max_slots.load()) {
+    throw error(errc::exhausted, "pool '" + name + "' is full: all " + std::to_string(ready) +
+                                     " slots of its max_capacity are in use or cached");
+  }
+  throw error(errc::exhausted,
+              "pool '" + name + "' has no free slot and shmd did not add a tier within " +
+                  std::to_string(opt_.grow_wait.count()) + " ms (is shmd running?)");
+}
+
+pool_stats raw_pool::stats() const {
+  const proto::pool_header& h = map_->info();
+  pool_stats s;
+  s.name = std::string(proto::get_text(h.name));
+  s.slot_size = h.slot_size;
+  s.ready_slots = map_->state().ready_slots.load();
+  s.max_slots = h.max_slots;
+  s.tiers = h.tiers_published.load();
+  std::uint64_t allocs = h.retired_allocs.load(), frees = h.retired_frees.load();
+  for (std::uint32_t c = 0; c < map_->context_count(); ++c) {
+    allocs += map_->context(c).counters.allocs.load(std::memory_order_relaxed);
+    frees += map_->context(c).counters.frees.load(std::memory_order_relaxed);
+  }
+  s.live = allocs - frees;
+  s.hugepages = s.tiers > 0;
+  for (unsigned t = 0; t < s.tiers; ++t) {
+    s.hugepages = s.hugepages && (h.tiers[t].flags & proto::tier_huge) != 0;
+    s.fell_back = s.fell_back || (h.tiers[t].flags & proto::tier_fallback) != 0;
+  }
+  return s;
+}
+
+} // namespace detail
+
+std::string default_socket_path() {
+  const char* env = std::getenv(proto::socket_env);
+  return env != nullptr && *env != '\0' ? env : proto::default_socket;
+}
+
+client client::connect(client_options opt) { return connect(default_socket_path(), opt); }
+
+client client::connect(const std::string& socket_path, client_options opt) {
+  return client(detail::session::connect(socket_path, opt), opt);
+}
+
+std::unique_ptr<detail::raw_pool> client::open_raw(std::string_view name, std::size_t size,
+                                                   std::size_t align) {
+  detail::session::opened_pool p = session_->open(name, size, align);
+  const proto::pool_header& h = p.map->info();
+  if (size > h.slot_size || align > h.align) {
+    session_->close(p.pool_id, p.context);
+    throw error(errc::type_mismatch, "a type of " + std::to_string(size) + " bytes aligned to " +
+                                         std::to_string(align) + " does not fit pool '" +
+                                         std::string(name) + "'");
+  }
+  return std::make_unique<detail::raw_pool>(session_, std::move(p.map), p.pool_id, p.context, opt_);
+}
+
+std::uint32_t client::daemon_pid() const noexcept { return session_->daemon_pid(); }
+const std::string& client::socket_path() const noexcept { return session_->path(); }
+
+} // namespace slab

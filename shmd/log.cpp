@@ -1,0 +1,57 @@
+#include "log.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+namespace shmd {
+namespace {
+
+std::atomic<int> threshold{static_cast<int>(level::info)};
+std::mutex out_mu; // the worker and the main thread both log: keep lines whole
+
+const char* name_of(level l) noexcept {
+  switch (l) {
+  case level::error: return "error";
+  case level::warning: return "warning";
+  case level::notice: return "notice";
+  case level::info: return "info";
+  case level::debug: return "debug";
+  }
+  return "?";
+}
+
+bool under_journal() noexcept {
+  static const bool j = std::getenv("JOURNAL_STREAM") != nullptr;
+  return j;
+}
+
+} // namespace
+
+void set_log_level(level l) noexcept { threshold.store(static_cast<int>(l)); }
+
+bool parse_level(std::string_view name, level& out) noexcept {
+  for (level l : {level::error, level::warning, level::notice, level::info, level::debug}) {
+    if (name == name_of(l)) {
+      out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void log(level l, std::string_view message) {
+  if (static_cast<int>(l) > threshold.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> g(out_mu);
+  if (under_journal()) {
+    std::fprintf(stderr, "<%d>%.*s\n", static_cast<int>(l), static_cast<int>(message.size()),
+                 message.data());
+  } else {
+    std::fprintf(stderr, "shmd: %s: %.*s\n", name_of(l), static_cast<int>(message.size()),
+                 message.data());
+  }
+  std::fflush(stderr);
+}
+
+} // namespace shmd

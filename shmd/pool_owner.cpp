@@ -1,0 +1,172 @@
+#include "pool_owner.hpp"
+
+#include <cstdio>
+#include <string>
+
+#include <slab/core/reclaim.hpp>
+#include <slab/error.hpp>
+
+#include "log.hpp"
+
+namespace shmd {
+namespace {
+
+namespace core = slab::core;
+namespace platform = slab::platform;
+using slab::errc;
+
+errc errc_of(platform::sys_cause c) {
+  switch (c) {
+  case platform::sys_cause::hugepages: return errc::hugepages;
+  case platform::sys_cause::mlock: return errc::mlock;
+  case platform::sys_cause::numa: return errc::numa;
+  case platform::sys_cause::memory: return errc::out_of_memory;
+  case platform::sys_cause::invalid_argument: return errc::invalid_argument;
+  case platform::sys_cause::other: break;
+  }
+  return errc::system;
+}
+
+std::string mib(std::uint64_t bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return b;
+}
+
+std::string describe_tier(const slab::proto::tier_info& ti) {
+  std::string s =
+      std::to_string(ti.slots) + " slots, " + mib(ti.data_bytes + ti.meta_bytes) + " on " +
+      ((ti.flags & slab::proto::tier_huge) != 0 ? "hugepages" : "normal pages") + ", mlocked";
+  if (ti.numa_node >= 0) {
+    s +=
+        ", NUMA node " + std::to_string(ti.numa_node) +
+        ((ti.flags & slab::proto::tier_numa_ok) != 0 ? " (verified)" : " (placement NOT verified)");
+  }
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.1f ms", static_cast<double>(ti.prepare_ns) / 1e6);
+  return s + ", prepared in " + ms;
+}
+
+} // namespace
+
+std::unique_ptr<pool_owner> pool_owner::create(const pool_config& cfg) {
+  std::unique_ptr<pool_owner> p(new pool_owner(cfg));
+  platform::pool_spec spec;
+  spec.name = cfg.name;
+  spec.slot_size = cfg.slot_size;
+  spec.capacity = cfg.capacity;
+  spec.max_capacity = cfg.max_capacity;
+  spec.contexts = cfg.contexts + 1; // record 0 is the daemon's
+  spec.hugepages = cfg.hugepages;
+  spec.numa_node = cfg.numa_node;
+  auto m = platform::pool_map::create(spec);
+  if (!m) {
+    throw slab::error(errc_of(m.error().cause), "pool '" + cfg.name + "': " + m.error().what);
+  }
+  p->map_ = std::move(m.value());
+  p->map_->info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  core::context_record& own = p->map_->context(0);
+  own.state.store(static_cast<std::uint32_t>(core::context_state::active));
+  own.pid.store(static_cast<std::uint32_t>(::getpid()));
+  p->own_.emplace(*p->map_, 0);
+  if (!p->own_->ready())
+    throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
+  p->add_tier(0);
+  return p;
+}
+
+void pool_owner::add_tier(unsigned t) {
+  slab::platform::pool_map& m = *map_;
+  auto segs = m.create_tier(t);
+  if (!segs) {
+    throw slab::error(errc_of(segs.error().cause), "pool '" + cfg_.name + "': tier " +
+                                                       std::to_string(t) + ": " +
+                                                       segs.error().what);
+  }
+  {
+    std::lock_guard<std::mutex> g(tiers_mu_);
+    tiers_.push_back(std::move(segs.value()));
+  }
+  const slab::proto::tier_info& ti = m.info().tiers[t];
+  const slab::proto::pool_geometry& geo = m.geometry();
+  m.info().tiers_published.store(t + 1, std::memory_order_release);
+  const auto first_mag = static_cast<std::uint32_t>(geo.tier_first_magazine(t));
+  const auto mags = static_cast<std::uint32_t>(ti.slots / core::magazine_slots);
+  m.state().magazines.store(first_mag + mags, std::memory_order_release);
+  own_->donate(first_mag, first_mag + mags - 1);
+  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
+  if ((ti.flags & slab::proto::tier_fallback) != 0 && !warned_fallback_) {
+    warned_fallback_ = true;
+    log_warning("pool '" + cfg_.name + "': tier " + std::to_string(t) +
+                " is on normal pages: hugepages = \"prefer\" and none were available "
+                "(reserve them with vm.nr_hugepages); said once per pool");
+  }
+  log_info("pool '" + cfg_.name + "': tier " + std::to_string(t) + " ready: " + describe_tier(ti));
+}
+
+std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid) {
+  for (std::uint32_t c = 1; c < map_->context_count(); ++c) {
+    core::context_record& rec = map_->context(c);
+    auto expected = static_cast<std::uint32_t>(core::context_state::free);
+    if (!rec.state.compare_exchange_strong(
+            expected, static_cast<std::uint32_t>(core::context_state::active))) {
+      continue;
+    }
+    rec.pid.store(pid, std::memory_order_relaxed);
+    rec.incarnation.fetch_add(1, std::memory_order_relaxed);
+    return c;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t pool_owner::ready_slots() noexcept {
+  return map_->state().ready_slots.load(std::memory_order_acquire);
+}
+
+std::uint64_t pool_owner::live_estimate() noexcept {
+  slab::proto::pool_header& h = map_->info();
+  std::uint64_t allocs = h.retired_allocs.load(std::memory_order_relaxed);
+  std::uint64_t frees = h.retired_frees.load(std::memory_order_relaxed);
+  for (std::uint32_t c = 0; c < map_->context_count(); ++c) {
+    const core::context_counters& k = map_->context(c).counters;
+    allocs += k.allocs.load(std::memory_order_relaxed);
+    frees += k.frees.load(std::memory_order_relaxed);
+  }
+  return allocs - frees; // modular: a context may free more than it allocated
+}
+
+bool pool_owner::maybe_grow(bool urgent) {
+  slab::platform::pool_map& m = *map_;
+  const unsigned next = m.mapped_tiers();
+  if (next >= m.geometry().tier_count()) return false;
+  const std::uint64_t ready = ready_slots();
+  const auto threshold = static_cast<std::uint64_t>(cfg_.grow_at * static_cast<double>(ready));
+  if (!urgent && live_estimate() < threshold) return false;
+  try {
+    add_tier(next);
+    failed_growths_ = 0;
+    return true;
+  } catch (const slab::error& e) {
+    if (failed_growths_++ % 1000 == 0) log_error(std::string(e.what()) + " (will retry)");
+    return false;
+  }
+}
+
+void pool_owner::reclaim(std::uint32_t ctx) {
+  core::context_record& rec = map_->context(ctx);
+  slab::proto::pool_header& h = map_->info();
+  const std::uint32_t pid = rec.pid.load();
+  h.retired_allocs.fetch_add(rec.counters.allocs.exchange(0), std::memory_order_relaxed);
+  h.retired_frees.fetch_add(rec.counters.frees.exchange(0), std::memory_order_relaxed);
+  const core::reclaim_report rep = core::reclaim(*map_, ctx, *own_);
+  h.reclaims.fetch_add(1, std::memory_order_relaxed);
+  std::string msg = "pool '" + cfg_.name + "': reclaimed context " + std::to_string(ctx) +
+                    " of pid " + std::to_string(pid) + ": " + std::to_string(rep.magazines) +
+                    " magazines back to the depot, " + std::to_string(rep.slots_adopted) +
+                    " slots moved one by one; " + rep.resolved;
+  log_info(msg);
+  for (const std::string& p : rep.problems)
+    log_warning("pool '" + cfg_.name + "': " + p);
+}
+
+} // namespace shmd

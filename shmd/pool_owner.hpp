@@ -1,0 +1,71 @@
+// pool_owner: the daemon's side of one pool. Creates it, grows it ahead of demand,
+// registers contexts, and reclaims the contexts of clients that died.
+//
+// Threads: the main (I/O) thread registers contexts and hands out tier fds; the worker
+// thread grows and reclaims. The worker alone uses the daemon's context in the pool
+// (record 0), as a context must be used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <slab/core/cache.hpp>
+#include <slab/platform/pool_map.hpp>
+
+#include "config.hpp"
+
+namespace shmd {
+
+class pool_owner {
+public:
+  /// Creates the pool and its first tier (mapped, bound, prefaulted, locked). Throws
+  /// slab::error naming the pool and what failed (hugepages, mlock, NUMA, memory).
+  static std::unique_ptr<pool_owner> create(const pool_config& cfg);
+
+  [[nodiscard]] const std::string& name() const noexcept { return cfg_.name; }
+  [[nodiscard]] const pool_config& config() const noexcept { return cfg_; }
+  slab::platform::pool_map& map() noexcept { return *map_; }
+
+  // ---- main thread ----
+  /// Takes a free context record for a client (pid); nullopt when all are in use.
+  std::optional<std::uint32_t> attach_context(std::uint32_t pid);
+  /// Calls f(fds) with the (meta, data) fds of tiers [first, published), in order.
+  template <class F> void with_tier_fds(unsigned first, F&& f) {
+    std::lock_guard<std::mutex> g(tiers_mu_);
+    std::vector<int> fds;
+    for (unsigned t = first; t < tiers_.size(); ++t) {
+      fds.push_back(tiers_[t].meta.get());
+      fds.push_back(tiers_[t].data.get());
+    }
+    f(fds);
+  }
+
+  // ---- worker thread ----
+  /// Prepares the next tier when live slots reach grow_at of the ready ones, or when
+  /// `urgent` (a client ran dry). Returns true when a tier was added.
+  bool maybe_grow(bool urgent);
+  /// Gives back everything context `ctx` held; its owner is dead or has detached.
+  void reclaim(std::uint32_t ctx);
+
+  /// Allocations minus frees over every context, past and present.
+  [[nodiscard]] std::uint64_t live_estimate() noexcept;
+  [[nodiscard]] std::uint64_t ready_slots() noexcept;
+
+private:
+  explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
+  void add_tier(unsigned t);
+
+  pool_config cfg_;
+  std::unique_ptr<slab::platform::pool_map> map_;
+  std::optional<slab::core::cache<slab::platform::pool_map>> own_; // context 0
+  std::mutex tiers_mu_;
+  std::vector<slab::platform::tier_segments> tiers_;
+  unsigned failed_growths_ = 0;
+  bool warned_fallback_ = false;
+};
+
+} // namespace shmd

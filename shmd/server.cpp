@@ -1,0 +1,399 @@
+#include "server.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <slab/error.hpp>
+#include <slab/platform/ipc.hpp>
+#include <slab/proto/protocol.hpp>
+
+#include "log.hpp"
+
+namespace shmd {
+namespace {
+
+namespace proto = slab::proto;
+namespace platform = slab::platform;
+using slab::errc;
+
+constexpr std::uint64_t tag_listen = 0, tag_signal = 1;
+
+template <class M> bool read_as(const void* msg, std::size_t len, M& out) {
+  if (len != sizeof(M)) return false;
+  std::memcpy(&out, msg, sizeof(M));
+  return true;
+}
+
+std::string pool_names(const std::vector<std::unique_ptr<pool_owner>>& pools) {
+  std::string s;
+  for (const auto& p : pools)
+    s += (s.empty() ? "" : ", ") + p->name();
+  return s;
+}
+
+bool process_alive(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0; // readable once the process has exited
+}
+
+void add_to_epoll(int ep, int fd, std::uint64_t tag) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = tag;
+  ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+// fds are tagged by value + 2 so 0 and 1 stay free for the listener and signals.
+std::uint64_t tag_of(int fd) { return static_cast<std::uint64_t>(fd) + 2; }
+
+} // namespace
+
+server::server(daemon_config cfg, std::vector<std::unique_ptr<pool_owner>> pools)
+    : cfg_(std::move(cfg)), pools_(std::move(pools)), urgent_(pools_.size(), false) {
+  own_uid_ = ::getuid();
+  own_gid_ = ::getgid();
+}
+
+server::~server() {
+  {
+    std::lock_guard<std::mutex> g(work_mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void server::listen() {
+  auto l = platform::listen_seqpacket(cfg_.socket, 0666);
+  if (!l) {
+    throw slab::error(errc::system, "cannot listen on " + cfg_.socket + ": " + l.error().what);
+  }
+  listen_ = std::move(l.value());
+}
+
+int server::run() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr); // before the worker starts: it inherits the mask
+  signals_ = platform::unique_fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  epoll_ = platform::unique_fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!signals_ || !epoll_) throw slab::error(errc::system, "signalfd/epoll_create1 failed");
+  add_to_epoll(epoll_.get(), listen_.get(), tag_listen);
+  add_to_epoll(epoll_.get(), signals_.get(), tag_signal);
+  worker_ = std::thread([this] { worker_loop(); });
+
+  publish_status();
+  ::sd_notify(0, "READY=1");
+  log_notice("ready: " + std::to_string(pools_.size()) + " pool(s) (" + pool_names(pools_) +
+             "), listening on " + cfg_.socket);
+
+  for (;;) {
+    epoll_event evs[64];
+    const int n = ::epoll_wait(epoll_.get(), evs, 64, -1);
+    if (n < 0 && errno == EINTR) continue;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t tag = evs[i].data.u64;
+      if (tag == tag_listen) {
+        accept_clients();
+      } else if (tag == tag_signal) {
+        signalfd_siginfo si{};
+        if (::read(signals_.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGPIPE) {
+          ::sd_notify(0, "STOPPING=1");
+          log_notice(std::string("stopping on ") + ::strsignal(static_cast<int>(si.ssi_signo)));
+          return 0;
+        }
+      } else {
+        const int fd = static_cast<int>(tag - 2);
+        if (conns_.count(fd) != 0)
+          on_readable(fd);
+        else if (exited_watch_.count(fd) != 0)
+          on_process_exit(fd);
+      }
+    }
+  }
+}
+
+void server::accept_clients() {
+  for (;;) {
+    auto a = platform::accept_seqpacket(listen_.get());
+    if (!a) return; // EAGAIN: nothing more (or a transient error, logged at debug)
+    const int fd = a.value().get();
+    connection c;
+    c.sock = std::move(a.value());
+    if (auto cred = platform::peer_of(fd)) {
+      c.pid = cred.value().pid;
+      c.uid = cred.value().uid;
+      c.gid = cred.value().gid;
+    }
+    add_to_epoll(epoll_.get(), fd, tag_of(fd));
+    conns_.emplace(fd, std::move(c));
+  }
+}
+
+void server::on_readable(int fd) {
+  connection& c = conns_.at(fd);
+  alignas(8) char buf[proto::max_msg];
+  std::vector<platform::unique_fd> fds; // clients send none; any sent are closed
+  auto r = platform::receive_message(fd, buf, sizeof buf, fds);
+  if (!r) {
+    if (r.error().err == EAGAIN) return;
+    return drop(fd, r.error().what);
+  }
+  if (r.value() == 0) return drop(fd, "");
+  handle(c, buf, r.value());
+}
+
+void server::drop(int fd, const std::string& why) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  connection c = std::move(it->second);
+  conns_.erase(it);
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (!why.empty()) log_warning("client pid " + std::to_string(c.pid) + " dropped: " + why);
+  c.sock = platform::unique_fd();
+  if (c.contexts.empty()) return;
+  // The socket is gone; the contexts are reclaimed once the process is, too (a process
+  // that closed its socket but lives on may still be using its caches).
+  auto pidfd = platform::open_pidfd(c.pid);
+  if (pidfd && process_alive(pidfd.value().get())) {
+    const int pfd = pidfd.value().get();
+    c.pidfd = std::move(pidfd.value());
+    add_to_epoll(epoll_.get(), pfd, tag_of(pfd));
+    exited_watch_.emplace(pfd, std::move(c));
+    return;
+  }
+  queue_reclaim(std::move(c.contexts));
+}
+
+void server::on_process_exit(int pidfd) {
+  auto it = exited_watch_.find(pidfd);
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, pidfd, nullptr);
+  queue_reclaim(std::move(it->second.contexts));
+  exited_watch_.erase(it);
+}
+
+bool server::allowed(const connection& c) const {
+  const auto& uids = cfg_.allow_uids;
+  const auto& gids = cfg_.allow_gids;
+  if (uids.empty() && gids.empty()) return c.uid == own_uid_ || c.gid == own_gid_;
+  for (std::uint32_t u : uids) {
+    if (u == c.uid) return true;
+  }
+  for (std::uint32_t g : gids) {
+    if (g == c.gid) return true;
+  }
+  return false;
+}
+
+bool server::send_error(connection& c, std::uint32_t code, const std::string& text) {
+  proto::error_msg e;
+  e.code = code;
+  proto::set_text(e.text, text);
+  return platform::send_message(c.sock.get(), &e, sizeof e).ok();
+}
+
+void server::handle(connection& c, const void* msg, std::size_t len) {
+  proto::msg_header h{};
+  if (len < sizeof h) return drop(c.sock.get(), "message shorter than its header");
+  std::memcpy(&h, msg, sizeof h);
+  if (h.magic != proto::msg_magic) return drop(c.sock.get(), "not the slab protocol (bad magic)");
+  if (h.abi != proto::abi_version) {
+    const std::string text = "protocol ABI mismatch: shmd speaks ABI " +
+                             std::to_string(proto::abi_version) + ", the client ABI " +
+                             std::to_string(h.abi) + "; rebuild the client against this libslab";
+    send_error(c, static_cast<std::uint32_t>(errc::abi_mismatch), text);
+    return drop(c.sock.get(), text);
+  }
+  const auto type = static_cast<proto::msg_type>(h.type);
+  if (!c.greeted && type != proto::msg_type::hello) return drop(c.sock.get(), "no hello first");
+  switch (type) {
+  case proto::msg_type::hello: return handle_hello(c, msg, len);
+  case proto::msg_type::open: return handle_open(c, msg, len);
+  case proto::msg_type::tiers_req: return handle_tiers(c, msg, len);
+  case proto::msg_type::grow: {
+    proto::grow_req g;
+    if (!read_as(msg, len, g) || g.pool_id >= pools_.size()) return drop(c.sock.get(), "bad grow");
+    return nudge_growth(g.pool_id);
+  }
+  case proto::msg_type::close: return handle_close(c, msg, len);
+  default: return drop(c.sock.get(), "unexpected message type " + std::to_string(h.type));
+  }
+}
+
+void server::handle_hello(connection& c, const void* msg, std::size_t len) {
+  proto::hello h;
+  if (!read_as(msg, len, h) || c.greeted) return drop(c.sock.get(), "bad hello");
+  const std::string who = "pid " + std::to_string(c.pid) + " (" +
+                          std::string(proto::get_text(h.comm)) + ", uid " + std::to_string(c.uid) +
+                          ", gid " + std::to_string(c.gid) + ")";
+  if (!allowed(c)) {
+    const std::string text = "permission denied: uid " + std::to_string(c.uid) + " gid " +
+                             std::to_string(c.gid) + " is not in shmd's allow_uids/allow_gids (" +
+                             cfg_.source + ")";
+    send_error(c, static_cast<std::uint32_t>(errc::permission_denied), text);
+    return drop(c.sock.get(), who + ": " + text);
+  }
+  c.greeted = true;
+  proto::welcome w;
+  w.daemon_pid = static_cast<std::uint32_t>(::getpid());
+  w.pools = static_cast<std::uint32_t>(pools_.size());
+  proto::set_text(w.version, SLAB_VERSION);
+  if (!platform::send_message(c.sock.get(), &w, sizeof w)) return drop(c.sock.get(), "send failed");
+  log_debug("client " + who + " connected");
+}
+
+void server::handle_open(connection& c, const void* msg, std::size_t len) {
+  proto::open_req o;
+  if (!read_as(msg, len, o)) return drop(c.sock.get(), "bad open");
+  const std::string_view name = proto::get_text(o.pool);
+  std::uint32_t id = 0;
+  while (id < pools_.size() && pools_[id]->name() != name)
+    ++id;
+  if (id == pools_.size()) {
+    send_error(c, static_cast<std::uint32_t>(errc::not_found),
+               "no pool named '" + std::string(name) + "' (this shmd has: " + pool_names(pools_) +
+                   ")");
+    return;
+  }
+  pool_owner& p = *pools_[id];
+  const slab::proto::pool_header& info = p.map().info();
+  if (o.type_size > info.slot_size || o.type_align > info.align) {
+    send_error(c, static_cast<std::uint32_t>(errc::type_mismatch),
+               "a type of " + std::to_string(o.type_size) + " bytes aligned to " +
+                   std::to_string(o.type_align) + " does not fit pool '" + p.name() +
+                   "' (slots of " + std::to_string(info.slot_size) + " bytes aligned to " +
+                   std::to_string(info.align) + ")");
+    return;
+  }
+  const auto ctx = p.attach_context(c.pid);
+  if (!ctx) {
+    send_error(c, static_cast<std::uint32_t>(errc::exhausted),
+               "pool '" + p.name() + "' has all of its " + std::to_string(p.config().contexts) +
+                   " contexts attached (raise contexts in " + cfg_.source + ")");
+    return;
+  }
+  c.contexts.push_back({id, *ctx});
+  bool sent = false;
+  p.with_tier_fds(0, [&](const std::vector<int>& tier_fds) {
+    proto::opened r;
+    r.pool_id = id;
+    r.context = *ctx;
+    r.tiers = static_cast<std::uint32_t>(tier_fds.size() / 2);
+    std::vector<int> fds{p.map().control_fd()};
+    fds.insert(fds.end(), tier_fds.begin(), tier_fds.end());
+    sent = platform::send_message(c.sock.get(), &r, sizeof r, fds).ok();
+  });
+  if (!sent) return drop(c.sock.get(), "could not send the pool's segments");
+  log_info("pool '" + p.name() + "': context " + std::to_string(*ctx) + " attached by pid " +
+           std::to_string(c.pid));
+}
+
+void server::handle_tiers(connection& c, const void* msg, std::size_t len) {
+  proto::tiers_req q;
+  if (!read_as(msg, len, q) || q.pool_id >= pools_.size())
+    return drop(c.sock.get(), "bad tiers request");
+  bool sent = false;
+  pools_[q.pool_id]->with_tier_fds(q.first, [&](const std::vector<int>& fds) {
+    proto::tiers_msg r;
+    r.pool_id = q.pool_id;
+    r.first = q.first;
+    r.count = static_cast<std::uint32_t>(fds.size() / 2);
+    sent = platform::send_message(c.sock.get(), &r, sizeof r, fds).ok();
+  });
+  if (!sent) drop(c.sock.get(), "could not send tier segments");
+}
+
+void server::handle_close(connection& c, const void* msg, std::size_t len) {
+  proto::close_req q;
+  if (!read_as(msg, len, q)) return drop(c.sock.get(), "bad close");
+  for (auto it = c.contexts.begin(); it != c.contexts.end(); ++it) {
+    if (it->pool == q.pool_id && it->ctx == q.context) {
+      c.contexts.erase(it);
+      queue_reclaim({{q.pool_id, q.context}});
+      proto::closed r;
+      r.pool_id = q.pool_id;
+      r.context = q.context;
+      if (!platform::send_message(c.sock.get(), &r, sizeof r)) drop(c.sock.get(), "send failed");
+      return;
+    }
+  }
+  drop(c.sock.get(), "close of a context it does not hold");
+}
+
+void server::queue_reclaim(std::vector<context_ref> refs) {
+  {
+    std::lock_guard<std::mutex> g(work_mu_);
+    for (const context_ref& r : refs)
+      reclaims_.push_back(r);
+  }
+  work_cv_.notify_one();
+}
+
+void server::nudge_growth(std::uint32_t pool) {
+  {
+    std::lock_guard<std::mutex> g(work_mu_);
+    urgent_[pool] = true;
+  }
+  work_cv_.notify_one();
+}
+
+void server::publish_status() {
+  std::string s = "STATUS=";
+  for (const auto& p : pools_) {
+    const std::uint64_t ready = p->ready_slots();
+    const std::uint64_t live = p->live_estimate();
+    char b[160];
+    std::snprintf(b, sizeof b, "%s%s %.1f%% of %llu slots live", s.size() > 7 ? "; " : "",
+                  p->name().c_str(),
+                  ready == 0 ? 0.0 : 100.0 * static_cast<double>(live) / static_cast<double>(ready),
+                  static_cast<unsigned long long>(ready));
+    s += b;
+  }
+  ::sd_notify(0, s.c_str());
+}
+
+void server::worker_loop() {
+  auto last_status = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lk(work_mu_);
+  while (!stopping_) {
+    while (!reclaims_.empty()) {
+      const context_ref r = reclaims_.front();
+      reclaims_.pop_front();
+      lk.unlock();
+      pools_[r.pool]->reclaim(r.ctx);
+      lk.lock();
+    }
+    std::vector<bool> urgent(pools_.size(), false);
+    urgent.swap(urgent_);
+    urgent_.assign(pools_.size(), false);
+    lk.unlock();
+    for (std::size_t i = 0; i < pools_.size(); ++i)
+      pools_[i]->maybe_grow(urgent[i]);
+    if (std::chrono::steady_clock::now() - last_status > std::chrono::seconds(1)) {
+      publish_status();
+      last_status = std::chrono::steady_clock::now();
+    }
+    lk.lock();
+    work_cv_.wait_for(lk, std::chrono::milliseconds(1), [this] {
+      bool any = false;
+      for (bool u : urgent_)
+        any = any || u;
+      return stopping_ || any || !reclaims_.empty();
+    });
+  }
+}
+
+} // namespace shmd
