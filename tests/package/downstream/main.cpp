@@ -1,5 +1,6 @@
 // Uses the embedded slab exactly as the README shows; exits non-zero on any surprise.
 #include <cstdio>
+#include <slab/client.hpp>
 #include <slab/slab.hpp>
 
 struct order {
@@ -15,6 +16,13 @@ int main() {
   if (o == nullptr || o->id != 42) return 1;
   const slab::key again = slab::key::from_raw(k.raw());
   if (!book.erase(again) || book.get(k) != nullptr || book.erase(k)) return 2;
+  // The client library links and reports a missing daemon as the typed error it promises.
+  try {
+    (void)slab::client::connect("/nonexistent/shmd.sock");
+    return 3;
+  } catch (const slab::error& e) {
+    if (e.code() != slab::errc::no_daemon) return 4;
+  }
   std::puts("downstream: ok");
   return 0;
 }
