@@ -62,8 +62,14 @@ struct daemon_config {
   std::vector<std::uint32_t> allow_uids; ///< empty = the daemon's own uid only
   std::vector<std::uint32_t> allow_gids; ///< empty = the daemon's own gid only
   std::string log_level = "info";        ///< debug|info|notice|warning|error
-  std::vector<pool_config> pools;        ///< at least one, in document order
-  std::string source;                    ///< the file it came from (as given)
+  /// Where normal-page segments live as files that outlive the daemon (tmpfs); "" for
+  /// anonymous memfds, which do not.
+  std::string segment_dir = "/dev/shm/shmd";
+  /// Where hugepage segments live (a hugetlbfs directory); "auto": "shmd" under the first
+  /// hugetlbfs mount, or anonymous memfds when there is none; "" for memfds.
+  std::string hugepage_dir = "auto";
+  std::vector<pool_config> pools; ///< at least one, in document order
+  std::string source;             ///< the file it came from (as given)
 };
 
 /// Reads and validates the file at `path`. Throws slab::error(errc::config): for a file

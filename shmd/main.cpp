@@ -1,10 +1,12 @@
 // shmd: the slab service's daemon. Reads its config, creates every pool's first tier
 // (mapped, NUMA-bound, prefaulted, mlocked), then serves clients on its socket until
 // SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 bad usage or config, 2 could not start.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 #include <slab/error.hpp>
@@ -65,6 +67,30 @@ int parse_args(int argc, char** argv, args& a) {
   return -1; // go on
 }
 
+// The directories segments live in, created if missing (mode 0700: only shmd opens
+// segment files; clients get their fds over the socket).
+slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
+  slab::platform::segment_store store;
+  store.normal_dir = cfg.segment_dir;
+  store.huge_dir = cfg.hugepage_dir;
+  if (store.huge_dir == "auto") {
+    const std::string mount = slab::platform::find_hugetlbfs_mount();
+    store.huge_dir = mount.empty() ? std::string() : mount + "/shmd";
+    if (mount.empty()) {
+      shmd::log_info("no hugetlbfs mount: hugepage segments are memfds and do not survive a "
+                     "restart of shmd (mount hugetlbfs, e.g. at /dev/hugepages, to keep them)");
+    }
+  }
+  for (const std::string* dir : {&store.normal_dir, &store.huge_dir}) {
+    if (dir->empty()) continue;
+    if (::mkdir(dir->c_str(), 0700) != 0 && errno != EEXIST) {
+      throw slab::error(slab::errc::system,
+                        "cannot create segment directory " + *dir + ": " + std::strerror(errno));
+    }
+  }
+  return store;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -89,9 +115,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    const slab::platform::segment_store store = make_store(cfg);
     std::vector<std::unique_ptr<shmd::pool_owner>> pools;
     for (const auto& p : cfg.pools)
-      pools.push_back(shmd::pool_owner::create(p));
+      pools.push_back(shmd::pool_owner::open(p, store));
     shmd::server srv(std::move(cfg), std::move(pools));
     srv.listen();
     return srv.run();

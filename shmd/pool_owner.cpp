@@ -1,5 +1,6 @@
 #include "pool_owner.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 
@@ -49,8 +50,22 @@ std::string describe_tier(const slab::proto::tier_info& ti) {
 
 } // namespace
 
-std::unique_ptr<pool_owner> pool_owner::create(const pool_config& cfg) {
+std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
+                                             const platform::segment_store& store) {
   std::unique_ptr<pool_owner> p(new pool_owner(cfg));
+  std::vector<platform::tier_segments> tiers;
+  auto adopted = platform::pool_map::adopt(cfg.name, store, tiers);
+  if (adopted) {
+    p->map_ = std::move(adopted.value());
+    p->adopt(std::move(tiers));
+    return p;
+  }
+  if (adopted.error().err != ENOENT) {
+    throw slab::error(errc::config,
+                      "pool '" + cfg.name +
+                          "': cannot adopt its existing segments: " + adopted.error().what +
+                          " (the data is left in place; `shmd --destroy` removes it)");
+  }
   platform::pool_spec spec;
   spec.name = cfg.name;
   spec.slot_size = cfg.slot_size;
@@ -59,7 +74,7 @@ std::unique_ptr<pool_owner> pool_owner::create(const pool_config& cfg) {
   spec.contexts = cfg.contexts + 1; // record 0 is the daemon's
   spec.hugepages = cfg.hugepages;
   spec.numa_node = cfg.numa_node;
-  auto m = platform::pool_map::create(spec);
+  auto m = platform::pool_map::create(spec, store);
   if (!m) {
     throw slab::error(errc_of(m.error().cause), "pool '" + cfg.name + "': " + m.error().what);
   }
@@ -75,6 +90,87 @@ std::unique_ptr<pool_owner> pool_owner::create(const pool_config& cfg) {
   return p;
 }
 
+void pool_owner::check_matches_config() const {
+  const slab::proto::pool_header& h = map_->info();
+  const platform::pool_spec spec{cfg_.name,         cfg_.slot_size,    cfg_.capacity,
+                                 cfg_.max_capacity, cfg_.contexts + 1, cfg_.hugepages,
+                                 cfg_.numa_node};
+  const slab::proto::pool_geometry want = platform::plan_geometry(spec, platform::huge_page_size());
+  std::string diff;
+  if (h.slot_size != cfg_.slot_size) diff += " slot_size " + std::to_string(h.slot_size);
+  if (h.contexts != want.contexts) diff += " contexts " + std::to_string(h.contexts - 1);
+  if (h.max_slots != want.max_slots) diff += " max_capacity " + std::to_string(h.max_slots);
+  if (h.base_log2 != want.geo.base_log2())
+    diff += " capacity " + std::to_string(1ULL << h.base_log2);
+  if (!diff.empty()) {
+    throw slab::error(errc::config, "pool '" + cfg_.name +
+                                        "': its existing segments were made with" + diff +
+                                        ", which the config no longer says; restore the config, "
+                                        "or remove the pool and its data with `shmd --destroy`");
+  }
+}
+
+// A previous daemon left this pool: settle what it had under way, take its record over,
+// and sort the records of its clients into the dead (reclaimed now) and the living
+// (watched until they exit).
+void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
+  check_matches_config();
+  platform::pool_map& m = *map_;
+  tiers_ = std::move(tiers);
+  const unsigned published = m.info().tiers_published.load();
+  if (published == 0)
+    throw slab::error(errc::config, "pool '" + cfg_.name + "': adopted with no tier");
+  core::context_record& old = m.context(0);
+  // The last tier may have been published without its magazines and slots offered.
+  const unsigned last = published - 1;
+  const slab::proto::tier_info& ti = m.info().tiers[last];
+  const auto first_mag = static_cast<std::uint32_t>(m.geometry().tier_first_magazine(last));
+  const auto mags = static_cast<std::uint32_t>(ti.slots / core::magazine_slots);
+  bool donated = m.state().ready_slots.load() >= ti.first_slot + ti.slots;
+  if (!donated && old.intent.op.load() == static_cast<std::uint32_t>(core::intent_op::push_empty) &&
+      old.intent.arg.load() == first_mag) {
+    donated = core::transition_won(m, 0, core::cell_id::empty, old.intent.seq.load());
+    old.intent.op.store(0); // settled here, not by reclaim
+  }
+  // Reclaim the old daemon's record through a temporary one, then own record 0 again.
+  const std::optional<std::uint32_t> tmp = attach_context(static_cast<std::uint32_t>(::getpid()));
+  if (!tmp)
+    throw slab::error(errc::exhausted,
+                      "pool '" + cfg_.name + "': no free context record to adopt it");
+  {
+    core::cache<platform::pool_map> helper(m, *tmp);
+    if (!helper.ready())
+      throw slab::error(errc::system, "pool '" + cfg_.name + "': no magazine to adopt it");
+    reclaim_record(0, helper);
+  }
+  old.state.store(static_cast<std::uint32_t>(core::context_state::active));
+  old.pid.store(static_cast<std::uint32_t>(::getpid()));
+  own_.emplace(m, 0);
+  reclaim_record(*tmp, *own_);
+  if (!donated) {
+    m.state().magazines.store(first_mag + mags, std::memory_order_release);
+    own_->donate(first_mag, first_mag + mags - 1);
+  }
+  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
+  m.info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  unsigned dead = 0;
+  for (std::uint32_t c = 1; c < m.context_count(); ++c) {
+    core::context_record& rec = m.context(c);
+    const auto st = static_cast<core::context_state>(rec.state.load());
+    if (st != core::context_state::active && st != core::context_state::dead) continue;
+    if (st == core::context_state::active && ::kill(static_cast<pid_t>(rec.pid.load()), 0) == 0) {
+      orphans_.push_back({c, rec.pid.load()});
+    } else {
+      reclaim(c);
+      ++dead;
+    }
+  }
+  log_notice("pool '" + cfg_.name + "': adopted from its segments: " + std::to_string(published) +
+             " tier(s), " + std::to_string(live_estimate()) + " slots live, " +
+             std::to_string(orphans_.size()) + " context(s) of running processes kept, " +
+             std::to_string(dead) + " of dead ones reclaimed");
+}
+
 void pool_owner::add_tier(unsigned t) {
   slab::platform::pool_map& m = *map_;
   auto segs = m.create_tier(t);
@@ -87,6 +183,14 @@ void pool_owner::add_tier(unsigned t) {
     std::lock_guard<std::mutex> g(tiers_mu_);
     tiers_.push_back(std::move(segs.value()));
   }
+  publish_tier(t);
+}
+
+// Offers tier t: its fds to clients first (tiers_published), then its magazines, then
+// its slots (ready_slots), so that whoever sees a slot can map it. A daemon that dies
+// in between leaves a state adopt() completes.
+void pool_owner::publish_tier(unsigned t) {
+  slab::platform::pool_map& m = *map_;
   const slab::proto::tier_info& ti = m.info().tiers[t];
   const slab::proto::pool_geometry& geo = m.geometry();
   m.info().tiers_published.store(t + 1, std::memory_order_release);
@@ -152,13 +256,15 @@ bool pool_owner::maybe_grow(bool urgent) {
   }
 }
 
-void pool_owner::reclaim(std::uint32_t ctx) {
+void pool_owner::reclaim(std::uint32_t ctx) { reclaim_record(ctx, *own_); }
+
+void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_map>& by) {
   core::context_record& rec = map_->context(ctx);
   slab::proto::pool_header& h = map_->info();
   const std::uint32_t pid = rec.pid.load();
   h.retired_allocs.fetch_add(rec.counters.allocs.exchange(0), std::memory_order_relaxed);
   h.retired_frees.fetch_add(rec.counters.frees.exchange(0), std::memory_order_relaxed);
-  const core::reclaim_report rep = core::reclaim(*map_, ctx, *own_);
+  const core::reclaim_report rep = core::reclaim(*map_, ctx, by);
   h.reclaims.fetch_add(1, std::memory_order_relaxed);
   std::string msg = "pool '" + cfg_.name + "': reclaimed context " + std::to_string(ctx) +
                     " of pid " + std::to_string(pid) + ": " + std::to_string(rep.magazines) +

@@ -22,9 +22,19 @@ namespace shmd {
 
 class pool_owner {
 public:
-  /// Creates the pool and its first tier (mapped, bound, prefaulted, locked). Throws
-  /// slab::error naming the pool and what failed (hugepages, mlock, NUMA, memory).
-  static std::unique_ptr<pool_owner> create(const pool_config& cfg);
+  /// Adopts the pool a previous daemon left in `store` (named segments), or creates it
+  /// with its first tier (mapped, bound, prefaulted, locked). Throws slab::error naming
+  /// the pool and what failed (hugepages, mlock, NUMA, memory, segments that do not
+  /// match the config).
+  static std::unique_ptr<pool_owner> open(const pool_config& cfg,
+                                          const slab::platform::segment_store& store);
+
+  /// Contexts an adopted pool's records name whose processes were alive at adoption:
+  /// the server watches them (pidfd) and reclaims each when its process exits.
+  struct orphan {
+    std::uint32_t ctx, pid;
+  };
+  std::vector<orphan> take_orphans() { return std::move(orphans_); }
 
   [[nodiscard]] const std::string& name() const noexcept { return cfg_.name; }
   [[nodiscard]] const pool_config& config() const noexcept { return cfg_; }
@@ -58,6 +68,10 @@ public:
 private:
   explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
   void add_tier(unsigned t);
+  void publish_tier(unsigned t);
+  void adopt(std::vector<slab::platform::tier_segments> tiers);
+  void check_matches_config() const;
+  void reclaim_record(std::uint32_t ctx, slab::core::cache<slab::platform::pool_map>& by);
 
   pool_config cfg_;
   std::unique_ptr<slab::platform::pool_map> map_;
@@ -66,6 +80,7 @@ private:
   std::vector<slab::platform::tier_segments> tiers_;
   unsigned failed_growths_ = 0;
   bool warned_fallback_ = false;
+  std::vector<orphan> orphans_;
 };
 
 } // namespace shmd

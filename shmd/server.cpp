@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -94,6 +95,7 @@ int server::run() {
   add_to_epoll(epoll_.get(), listen_.get(), tag_listen);
   add_to_epoll(epoll_.get(), signals_.get(), tag_signal);
   worker_ = std::thread([this] { worker_loop(); });
+  watch_orphans();
 
   publish_status();
   ::sd_notify(0, "READY=1");
@@ -178,11 +180,59 @@ void server::drop(int fd, const std::string& why) {
   queue_reclaim(std::move(c.contexts));
 }
 
+// Contexts an adopted pool's records name, of processes still running: reclaimed when
+// each process exits, as if its connection had closed.
+void server::watch_orphans() {
+  for (std::uint32_t id = 0; id < pools_.size(); ++id) {
+    for (const pool_owner::orphan& o : pools_[id]->take_orphans()) {
+      connection c;
+      c.pid = o.pid;
+      c.contexts.push_back({id, o.ctx});
+      auto pidfd = platform::open_pidfd(o.pid);
+      if (!pidfd || !process_alive(pidfd.value().get())) {
+        queue_reclaim(std::move(c.contexts));
+        continue;
+      }
+      const int pfd = pidfd.value().get();
+      c.pidfd = std::move(pidfd.value());
+      add_to_epoll(epoll_.get(), pfd, tag_of(pfd));
+      exited_watch_.emplace(pfd, std::move(c));
+    }
+  }
+}
+
+// A process closing a context it holds through an earlier connection (it reconnected
+// after a restart of shmd): the watch on its process no longer covers that context.
+bool server::release_watched(std::uint32_t pid, context_ref ref) {
+  for (auto it = exited_watch_.begin(); it != exited_watch_.end(); ++it) {
+    connection& w = it->second;
+    if (w.pid != pid) continue;
+    for (auto r = w.contexts.begin(); r != w.contexts.end(); ++r) {
+      if (r->pool == ref.pool && r->ctx == ref.ctx) {
+        w.contexts.erase(r);
+        if (w.contexts.empty()) {
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->first, nullptr);
+          exited_watch_.erase(it);
+        }
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void server::on_process_exit(int pidfd) {
   auto it = exited_watch_.find(pidfd);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, pidfd, nullptr);
   queue_reclaim(std::move(it->second.contexts));
   exited_watch_.erase(it);
+}
+
+std::optional<std::uint32_t> server::pool_id_of(std::string_view name) const {
+  for (std::uint32_t id = 0; id < pools_.size(); ++id) {
+    if (pools_[id]->name() == name) return id;
+  }
+  return std::nullopt;
 }
 
 bool server::allowed(const connection& c) const {
@@ -225,8 +275,9 @@ void server::handle(connection& c, const void* msg, std::size_t len) {
   case proto::msg_type::tiers_req: return handle_tiers(c, msg, len);
   case proto::msg_type::grow: {
     proto::grow_req g;
-    if (!read_as(msg, len, g) || g.pool_id >= pools_.size()) return drop(c.sock.get(), "bad grow");
-    return nudge_growth(g.pool_id);
+    if (!read_as(msg, len, g) || !pool_id_of(proto::get_text(g.pool)))
+      return drop(c.sock.get(), "bad grow");
+    return nudge_growth(*pool_id_of(proto::get_text(g.pool)));
   }
   case proto::msg_type::close: return handle_close(c, msg, len);
   default: return drop(c.sock.get(), "unexpected message type " + std::to_string(h.type));
@@ -259,15 +310,14 @@ void server::handle_open(connection& c, const void* msg, std::size_t len) {
   proto::open_req o;
   if (!read_as(msg, len, o)) return drop(c.sock.get(), "bad open");
   const std::string_view name = proto::get_text(o.pool);
-  std::uint32_t id = 0;
-  while (id < pools_.size() && pools_[id]->name() != name)
-    ++id;
-  if (id == pools_.size()) {
+  const std::optional<std::uint32_t> found = pool_id_of(name);
+  if (!found) {
     send_error(c, static_cast<std::uint32_t>(errc::not_found),
                "no pool named '" + std::string(name) + "' (this shmd has: " + pool_names(pools_) +
                    ")");
     return;
   }
+  const std::uint32_t id = *found;
   pool_owner& p = *pools_[id];
   const slab::proto::pool_header& info = p.map().info();
   if (o.type_size > info.slot_size || o.type_align > info.align) {
@@ -303,12 +353,13 @@ void server::handle_open(connection& c, const void* msg, std::size_t len) {
 
 void server::handle_tiers(connection& c, const void* msg, std::size_t len) {
   proto::tiers_req q;
-  if (!read_as(msg, len, q) || q.pool_id >= pools_.size())
-    return drop(c.sock.get(), "bad tiers request");
+  const std::optional<std::uint32_t> id =
+      read_as(msg, len, q) ? pool_id_of(proto::get_text(q.pool)) : std::nullopt;
+  if (!id) return drop(c.sock.get(), "bad tiers request");
   bool sent = false;
-  pools_[q.pool_id]->with_tier_fds(q.first, [&](const std::vector<int>& fds) {
+  pools_[*id]->with_tier_fds(q.first, [&](const std::vector<int>& fds) {
     proto::tiers_msg r;
-    r.pool_id = q.pool_id;
+    r.pool_id = *id;
     r.first = q.first;
     r.count = static_cast<std::uint32_t>(fds.size() / 2);
     sent = platform::send_message(c.sock.get(), &r, sizeof r, fds).ok();
@@ -318,19 +369,23 @@ void server::handle_tiers(connection& c, const void* msg, std::size_t len) {
 
 void server::handle_close(connection& c, const void* msg, std::size_t len) {
   proto::close_req q;
-  if (!read_as(msg, len, q)) return drop(c.sock.get(), "bad close");
-  for (auto it = c.contexts.begin(); it != c.contexts.end(); ++it) {
-    if (it->pool == q.pool_id && it->ctx == q.context) {
-      c.contexts.erase(it);
-      queue_reclaim({{q.pool_id, q.context}});
-      proto::closed r;
-      r.pool_id = q.pool_id;
-      r.context = q.context;
-      if (!platform::send_message(c.sock.get(), &r, sizeof r)) drop(c.sock.get(), "send failed");
-      return;
-    }
-  }
-  drop(c.sock.get(), "close of a context it does not hold");
+  const std::optional<std::uint32_t> id =
+      read_as(msg, len, q) ? pool_id_of(proto::get_text(q.pool)) : std::nullopt;
+  if (!id) return drop(c.sock.get(), "bad close");
+  const context_ref ref{*id, q.context};
+  const auto it = std::find_if(c.contexts.begin(), c.contexts.end(), [&](const context_ref& r) {
+    return r.pool == ref.pool && r.ctx == ref.ctx;
+  });
+  const bool held = it != c.contexts.end();
+  if (held) c.contexts.erase(it);
+  // Or held through an earlier connection, before shmd restarted.
+  if (!held && !release_watched(c.pid, ref))
+    return drop(c.sock.get(), "close of a context it does not hold");
+  queue_reclaim({ref});
+  proto::closed r;
+  r.pool_id = ref.pool;
+  r.context = ref.ctx;
+  if (!platform::send_message(c.sock.get(), &r, sizeof r)) drop(c.sock.get(), "send failed");
 }
 
 void server::queue_reclaim(std::vector<context_ref> refs) {

@@ -13,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -50,6 +52,8 @@ private:
   void accept_clients();
   void on_readable(int fd);
   void on_process_exit(int pidfd);
+  void watch_orphans();
+  bool release_watched(std::uint32_t pid, context_ref ref);
   void handle(connection& c, const void* msg, std::size_t len);
   void handle_hello(connection& c, const void* msg, std::size_t len);
   void handle_open(connection& c, const void* msg, std::size_t len);
@@ -58,6 +62,7 @@ private:
   bool send_error(connection& c, std::uint32_t code, const std::string& text);
   void drop(int fd, const std::string& why);
   bool allowed(const connection& c) const;
+  std::optional<std::uint32_t> pool_id_of(std::string_view name) const;
   void publish_status();
 
   // worker

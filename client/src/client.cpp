@@ -54,6 +54,7 @@ public:
     tv.tv_usec = static_cast<suseconds_t>((opt.request_timeout.count() % 1000) * 1000);
     ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     auto s = std::make_shared<session>(std::move(fd.value()), path);
+    s->timeout_ = opt.request_timeout;
     proto::hello h;
     h.pid = static_cast<std::uint32_t>(::getpid());
     proto::set_text(h.comm, own_comm());
@@ -86,11 +87,10 @@ public:
       if (!m) protocol_error("pool '" + std::string(name) + "': " + m.error().what);
       map = std::move(m.value());
       std::weak_ptr<session> self = weak_from_this();
-      const std::uint32_t id = r.pool_id;
       platform::pool_map* raw = map.get();
-      map->fetch_tiers = [self, id, raw](unsigned first) {
+      map->fetch_tiers = [self, raw](unsigned first) {
         const std::shared_ptr<session> s = self.lock();
-        return s != nullptr && s->fetch_tiers(id, *raw, first);
+        return s != nullptr && s->fetch_tiers(*raw, first);
       };
       map_tiers(*map, 0, fds, 1);
       maps_[r.pool_id] = map;
@@ -99,10 +99,10 @@ public:
   }
 
   // Called under the map's lock, from has_slot's slow path: never throws.
-  bool fetch_tiers(std::uint32_t pool_id, platform::pool_map& map, unsigned first) noexcept {
+  bool fetch_tiers(platform::pool_map& map, unsigned first) noexcept {
     try {
       proto::tiers_req q;
-      q.pool_id = pool_id;
+      proto::set_text(q.pool, proto::get_text(map.info().name));
       q.first = first;
       std::vector<platform::unique_fd> fds;
       const proto::tiers_msg r = request<proto::tiers_msg>(q, fds);
@@ -113,17 +113,19 @@ public:
     }
   }
 
-  void nudge(std::uint32_t pool_id) noexcept {
+  void nudge(std::string_view pool) noexcept {
     proto::grow_req g;
-    g.pool_id = pool_id;
+    proto::set_text(g.pool, pool);
     std::lock_guard<std::mutex> lk(mu_);
-    (void)platform::send_message(sock_.get(), &g, sizeof g);
+    if (!platform::send_message(sock_.get(), &g, sizeof g) && reconnect_locked()) {
+      (void)platform::send_message(sock_.get(), &g, sizeof g);
+    }
   }
 
-  void close(std::uint32_t pool_id, std::uint32_t ctx) noexcept {
+  void close(std::string_view pool, std::uint32_t ctx) noexcept {
     try {
       proto::close_req c;
-      c.pool_id = pool_id;
+      proto::set_text(c.pool, pool);
       c.context = ctx;
       std::vector<platform::unique_fd> fds;
       (void)request<proto::closed>(c, fds);
@@ -149,27 +151,37 @@ private:
     return true;
   }
 
-  // Sends `q`, waits for its answer of type R; an error answer becomes slab::error.
+  // Sends `q`, waits for its answer of type R; an error answer becomes slab::error. A
+  // connection that turns out dead (shmd restarted) is re-established once and the
+  // request sent again: requests are idempotent or harmless to repeat.
   template <class R, class Q> R request(const Q& q, std::vector<platform::unique_fd>& fds) {
     std::lock_guard<std::mutex> lk(mu_);
-    if (!platform::send_message(sock_.get(), &q, sizeof q)) {
-      throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
+    for (int attempt = 0;; ++attempt) {
+      alignas(8) char buf[proto::max_msg];
+      std::size_t n = 0;
+      const bool sent = platform::send_message(sock_.get(), &q, sizeof q).ok();
+      if (sent) {
+        auto got = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
+        if (!got && (got.error().err == EAGAIN || got.error().err == EWOULDBLOCK)) {
+          throw error(errc::no_daemon, "shmd at " + path_ + " did not answer in time");
+        }
+        n = got ? got.value() : 0;
+      }
+      if (n == 0) { // the daemon is gone: once, reconnect and ask again
+        if (attempt == 0 && reconnect_locked()) continue;
+        throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
+      }
+      return decode<R>(buf, n);
     }
-    alignas(8) char buf[proto::max_msg];
-    auto n = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
-    if (!n) {
-      const bool timeout = n.error().err == EAGAIN || n.error().err == EWOULDBLOCK;
-      throw error(errc::no_daemon,
-                  "shmd at " + path_ +
-                      (timeout ? " did not answer in time" : ": " + n.error().what));
-    }
-    if (n.value() == 0) throw error(errc::no_daemon, "shmd at " + path_ + " closed the connection");
+  }
+
+  template <class R> R decode(const char* buf, std::size_t n) const {
     proto::msg_header h{};
-    if (n.value() < sizeof h) protocol_error("short answer");
+    if (n < sizeof h) protocol_error("short answer");
     std::memcpy(&h, buf, sizeof h);
     if (h.magic != proto::msg_magic) protocol_error("not the slab protocol");
     if (h.type == static_cast<std::uint16_t>(proto::msg_type::error) &&
-        n.value() == sizeof(proto::error_msg)) {
+        n == sizeof(proto::error_msg)) {
       proto::error_msg e;
       std::memcpy(&e, buf, sizeof e);
       throw error(static_cast<errc>(e.code), std::string(proto::get_text(e.text)));
@@ -180,14 +192,42 @@ private:
                                           std::to_string(proto::abi_version));
     }
     R r;
-    if (h.type != r.h.type || n.value() != sizeof(R))
+    if (h.type != r.h.type || n != sizeof(R)) {
       protocol_error("unexpected answer type " + std::to_string(h.type));
+    }
     std::memcpy(&r, buf, sizeof r);
     return r;
   }
 
+  // Under mu_: a new connection and hello to the same path (shmd restarted). Contexts
+  // opened before stay ours: the new shmd found them in shared memory.
+  bool reconnect_locked() noexcept {
+    auto fd = platform::connect_seqpacket(path_);
+    if (!fd) return false;
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout_.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout_.count() % 1000) * 1000);
+    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    proto::hello h;
+    h.pid = static_cast<std::uint32_t>(::getpid());
+    proto::set_text(h.comm, own_comm());
+    alignas(8) char buf[proto::max_msg];
+    std::vector<platform::unique_fd> fds;
+    if (!platform::send_message(fd.value().get(), &h, sizeof h)) return false;
+    auto n = platform::receive_message(fd.value().get(), buf, sizeof buf, fds);
+    if (!n || n.value() == 0) return false;
+    try {
+      daemon_pid_ = decode<proto::welcome>(buf, n.value()).daemon_pid;
+    } catch (const error&) {
+      return false;
+    }
+    sock_ = std::move(fd.value());
+    return true;
+  }
+
   platform::unique_fd sock_;
   std::string path_;
+  std::chrono::milliseconds timeout_{5000};
   std::uint32_t daemon_pid_ = 0;
   std::mutex mu_;
   std::mutex maps_mu_;
@@ -195,20 +235,20 @@ private:
 };
 
 raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map,
-                   std::uint32_t pool_id, std::uint32_t ctx, client_options opt)
-    : session_(std::move(s)), map_(std::move(map)), pool_id_(pool_id), ctx_(ctx), opt_(opt),
-      cache_(*map_, ctx) {
+                   std::uint32_t ctx, client_options opt)
+    : session_(std::move(s)), map_(std::move(map)), name_(proto::get_text(map_->info().name)),
+      ctx_(ctx), opt_(opt), cache_(*map_, ctx) {
   if (!cache_.ready()) {
-    session_->close(pool_id_, ctx_);
+    session_->close(name_, ctx_);
     throw error(errc::exhausted, "pool '" + std::string(proto::get_text(map_->info().name)) +
                                      "': no magazine left for a new context");
   }
 }
 
-raw_pool::~raw_pool() { session_->close(pool_id_, ctx_); }
+raw_pool::~raw_pool() { session_->close(name_, ctx_); }
 
 std::optional<key> raw_pool::wait_for_growth() noexcept {
-  session_->nudge(pool_id_);
+  session_->nudge(name_);
   const auto deadline = std::chrono::steady_clock::now() + opt_.grow_wait;
   for (unsigned round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
     if (round < 64) {
@@ -282,12 +322,12 @@ std::unique_ptr<detail::raw_pool> client::open_raw(std::string_view name, std::s
   detail::session::opened_pool p = session_->open(name, size, align);
   const proto::pool_header& h = p.map->info();
   if (size > h.slot_size || align > h.align) {
-    session_->close(p.pool_id, p.context);
+    session_->close(name, p.context);
     throw error(errc::type_mismatch, "a type of " + std::to_string(size) + " bytes aligned to " +
                                          std::to_string(align) + " does not fit pool '" +
                                          std::string(name) + "'");
   }
-  return std::make_unique<detail::raw_pool>(session_, std::move(p.map), p.pool_id, p.context, opt_);
+  return std::make_unique<detail::raw_pool>(session_, std::move(p.map), p.context, opt_);
 }
 
 std::uint32_t client::daemon_pid() const noexcept { return session_->daemon_pid(); }

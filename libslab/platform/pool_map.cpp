@@ -99,7 +99,13 @@ status pool_map::reserve_ranges() {
   return ok_t{};
 }
 
-result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec) {
+static std::string control_name(const std::string& pool) { return pool + ".control"; }
+static std::string tier_name(const std::string& pool, unsigned t, const char* part) {
+  return pool + ".t" + std::to_string(t) + "." + part;
+}
+
+result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec,
+                                                   const segment_store& store) {
   if (spec.name.empty() || spec.name.size() >= proto::pool_name_max || spec.slot_size == 0 ||
       spec.contexts == 0) {
     return fail(EINVAL, "pool '" + spec.name + "': bad name, slot size or context count",
@@ -109,8 +115,9 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec) {
   p->geo_ = plan_geometry(spec, huge_page_size());
   p->extra_ = p->geo_.extra_magazines;
   const control_layout cl = control_for(p->geo_.contexts, p->extra_);
-  result<segment> seg = create_segment(spec.name + ".control", cl.bytes, page_policy::off);
+  result<segment> seg = create_segment(control_name(spec.name), cl.bytes, page_policy::off, store);
   if (!seg) return seg.error();
+  p->store_ = store;
   p->control_ = std::move(seg.value().fd);
   p->control_bytes_ = cl.bytes;
   if (status s = p->map_control(true); !s) return s.error();
@@ -163,8 +170,8 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec) {
   st.contexts.store(p->geo_.contexts);
   st.magazines.store(p->extra_);
   if (status s = p->reserve_ranges(); !s) return s.error();
-  std::atomic_thread_fence(std::memory_order_release);
-  h.magic = proto::pool_magic;
+  // The magic last: a segment whose creator died half-way is never taken for a pool.
+  std::atomic_ref<std::uint64_t>(h.magic).store(proto::pool_magic, std::memory_order_release);
   return p;
 }
 
@@ -216,6 +223,60 @@ result<std::unique_ptr<pool_map>> pool_map::attach(unique_fd control, bool writa
   return p;
 }
 
+result<std::unique_ptr<pool_map>> pool_map::adopt(const std::string& name,
+                                                  const segment_store& store,
+                                                  std::vector<tier_segments>& tiers) {
+  result<segment> ctl = open_segment(control_name(name), store);
+  if (!ctl) return ctl.error();
+  result<std::unique_ptr<pool_map>> m = attach(std::move(ctl.value().fd), true);
+  if (!m) return m;
+  pool_map& p = *m.value();
+  p.store_ = store;
+  if (proto::get_text(p.hdr_->name) != name) {
+    return fail(EPROTO,
+                "segment " + control_name(name) + " holds pool '" +
+                    std::string(proto::get_text(p.hdr_->name)) + "'",
+                sys_cause::invalid_argument);
+  }
+  if (status s = lock(p.hdr_, p.control_bytes_); !s) return s.error();
+  const unsigned published = p.hdr_->tiers_published.load(std::memory_order_acquire);
+  if (published > p.geo_.tier_count()) {
+    return fail(EPROTO,
+                "pool '" + name + "': " + std::to_string(published) + " tiers published, at most " +
+                    std::to_string(p.geo_.tier_count()) + " possible",
+                sys_cause::invalid_argument);
+  }
+  for (unsigned t = 0; t < published; ++t) {
+    result<segment> meta = open_segment(tier_name(name, t, "meta"), store);
+    if (!meta) return meta.error();
+    result<segment> data = open_segment(tier_name(name, t, "data"), store);
+    if (!data) return data.error();
+    if (status s = p.map_tier(t, meta.value().fd.get(), data.value().fd.get()); !s)
+      return s.error();
+    if (status s = p.lock_tier(t); !s) return s.error();
+    tiers.push_back({std::move(meta.value().fd), std::move(data.value().fd)});
+  }
+  remove_segment(tier_name(name, published, "meta"), store);
+  remove_segment(tier_name(name, published, "data"), store);
+  return m;
+}
+
+unsigned pool_map::destroy(const std::string& name, const segment_store& store) {
+  unsigned n = remove_segment(control_name(name), store) ? 1U : 0U;
+  for (unsigned t = 0; t < core::max_tiers; ++t) {
+    n += remove_segment(tier_name(name, t, "meta"), store) ? 1U : 0U;
+    n += remove_segment(tier_name(name, t, "data"), store) ? 1U : 0U;
+  }
+  return n;
+}
+
+status pool_map::lock_tier(unsigned t) {
+  const std::uint64_t first = geo_.geo.tier_begin(t), n = geo_.tier_slots(t);
+  if (status s = lock(headers_ + first, header_bytes_of(n)); !s) return s;
+  if (status s = lock(tier_mags_[t], tier_mag_bytes_[t]); !s) return s;
+  return lock(data_ + first * geo_.stride, n * geo_.stride);
+}
+
 result<tier_segments> pool_map::create_tier(unsigned t) {
   std::lock_guard<std::recursive_mutex> g(mu_);
   if (t != mapped_tiers_ || t >= geo_.tier_count()) {
@@ -223,18 +284,26 @@ result<tier_segments> pool_map::create_tier(unsigned t) {
                 sys_cause::invalid_argument);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string name = std::string(proto::get_text(hdr_->name)) + ".t" + std::to_string(t);
+  const std::string pool(proto::get_text(hdr_->name));
   const std::uint64_t n = geo_.tier_slots(t);
   const std::size_t huge = huge_page_size();
   const auto policy = static_cast<page_policy>(hdr_->page_policy);
   const page_policy meta_policy = policy != page_policy::off && meta_can_be_huge(geo_, huge)
                                       ? page_policy::prefer
                                       : page_policy::off;
-  result<segment> meta =
-      create_segment(name + ".meta", header_bytes_of(n) + magazine_bytes_of(n), meta_policy);
+  // A previous daemon may have died creating this very tier: its files were never
+  // published, so nobody maps them.
+  remove_segment(tier_name(pool, t, "meta"), store_);
+  remove_segment(tier_name(pool, t, "data"), store_);
+  result<segment> meta = create_segment(
+      tier_name(pool, t, "meta"), header_bytes_of(n) + magazine_bytes_of(n), meta_policy, store_);
   if (!meta) return meta.error();
-  result<segment> data = create_segment(name + ".data", n * geo_.stride, policy);
-  if (!data) return data.error();
+  result<segment> data =
+      create_segment(tier_name(pool, t, "data"), n * geo_.stride, policy, store_);
+  if (!data) {
+    remove_segment(tier_name(pool, t, "meta"), store_);
+    return data.error();
+  }
   proto::tier_info& ti = hdr_->tiers[t];
   ti.first_slot = geo_.geo.tier_begin(t);
   ti.slots = n;

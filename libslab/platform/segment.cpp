@@ -2,6 +2,7 @@
 #include <slab/platform/segment.hpp>
 
 #include <cerrno>
+#include <fstream>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -17,18 +18,40 @@ using namespace detail; // NOLINT(google-build-using-namespace): this library's 
 
 constexpr unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 
-result<segment> make_memfd(const std::string& name, std::size_t bytes, std::size_t page,
-                           bool huge) {
+// A memfd (dir empty) or a new file dir/name, exclusively.
+unique_fd open_new(const std::string& dir, const std::string& name, bool huge) {
+  if (dir.empty()) {
+    const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (huge ? MFD_HUGETLB : 0U);
+    return unique_fd(::memfd_create(name.c_str(), flags));
+  }
+  return unique_fd(::open((dir + "/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+}
+
+// Removes a named segment that failed half-way: it was never offered to anyone.
+struct unlink_on_fail {
+  std::string path;
+  bool armed = true;
+  explicit unlink_on_fail(std::string p) : path(std::move(p)) {}
+  unlink_on_fail(const unlink_on_fail&) = delete;
+  unlink_on_fail& operator=(const unlink_on_fail&) = delete;
+  ~unlink_on_fail() {
+    if (armed && !path.empty()) ::unlink(path.c_str());
+  }
+};
+
+result<segment> make_segment(const std::string& dir, const std::string& name, std::size_t bytes,
+                             std::size_t page, bool huge) {
   const std::size_t len = round_up(bytes, page);
-  const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (huge ? MFD_HUGETLB : 0U);
-  const std::string what = "segment '" + name + "' (" + format_bytes(len) +
+  const std::string what = "segment '" + (dir.empty() ? name : dir + "/" + name) + "' (" +
+                           format_bytes(len) +
                            (huge ? " of " + format_bytes(page) + " hugepages" : "") + ")";
-  unique_fd fd(::memfd_create(name.c_str(), flags));
+  unique_fd fd = open_new(dir, name, huge);
   if (!fd) {
     const int e = errno;
-    return fail(e, "memfd_create of " + what + ": " + errno_text(e),
+    return fail(e, "creating " + what + ": " + errno_text(e),
                 huge ? sys_cause::hugepages : sys_cause::memory);
   }
+  unlink_on_fail guard(dir.empty() ? std::string() : dir + "/" + name);
   if (::ftruncate(fd.get(), static_cast<off_t>(len)) != 0) {
     const int e = errno;
     return fail(e, "ftruncate of " + what + ": " + errno_text(e), sys_cause::memory);
@@ -46,10 +69,11 @@ result<segment> make_memfd(const std::string& name, std::size_t bytes, std::size
     }
     ::munmap(p, len);
   }
-  if (::fcntl(fd.get(), F_ADD_SEALS, seals) != 0) {
+  if (dir.empty() && ::fcntl(fd.get(), F_ADD_SEALS, seals) != 0) {
     const int e = errno;
     return fail(e, "sealing " + what + ": " + errno_text(e), sys_cause::other);
   }
+  guard.armed = false;
   return segment{std::move(fd), len, page, huge, {}};
 }
 
@@ -72,7 +96,8 @@ std::size_t huge_page_size() noexcept {
   return page;
 }
 
-result<segment> create_segment(const std::string& name, std::size_t bytes, page_policy policy) {
+result<segment> create_segment(const std::string& name, std::size_t bytes, page_policy policy,
+                               const segment_store& store) {
   if (bytes == 0)
     return fail(EINVAL, "segment '" + name + "': size 0", sys_cause::invalid_argument);
   std::string why_not;
@@ -84,14 +109,59 @@ result<segment> create_segment(const std::string& name, std::size_t bytes, page_
         return fail(ENOTSUP, "segment '" + name + "': " + why_not, sys_cause::hugepages);
       }
     } else {
-      result<segment> h = make_memfd(name, bytes, hp, true);
+      result<segment> h = make_segment(store.huge_dir, name, bytes, hp, true);
       if (h.ok() || policy == page_policy::require) return h;
       why_not = h.error().what;
     }
   }
-  result<segment> s = make_memfd(name, bytes, normal_page_size(), false);
+  result<segment> s = make_segment(store.normal_dir, name, bytes, normal_page_size(), false);
   if (s.ok()) s.value().fallback = std::move(why_not);
   return s;
+}
+
+std::string find_hugetlbfs_mount() {
+  std::ifstream in("/proc/mounts");
+  std::string dev, dir, type, opts;
+  while (in >> dev >> dir >> type >> opts) {
+    in.ignore(256, '\n');
+    // Only a mount of the default size: a pagesize=1G mount would not match our rounding.
+    if (type == "hugetlbfs" && (opts.find("pagesize=") == std::string::npos ||
+                                opts.find("pagesize=2M") != std::string::npos ||
+                                opts.find("pagesize=" + std::to_string(huge_page_size() >> 20) +
+                                          "M") != std::string::npos)) {
+      return dir;
+    }
+  }
+  return {};
+}
+
+result<segment> open_segment(const std::string& name, const segment_store& store) {
+  for (const bool huge : {true, false}) {
+    const std::string& dir = huge ? store.huge_dir : store.normal_dir;
+    if (dir.empty()) continue;
+    const std::string path = dir + "/" + name;
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) continue;
+      const int e = errno;
+      return fail(e, "opening segment '" + path + "': " + errno_text(e), sys_cause::other);
+    }
+    result<std::uint64_t> size = fd_size(fd.get());
+    if (!size) return size.error();
+    const std::size_t page = huge ? huge_page_size() : normal_page_size();
+    return segment{std::move(fd), static_cast<std::size_t>(size.value()), page, huge, {}};
+  }
+  return fail(ENOENT,
+              "segment '" + name + "' not found in " + store.huge_dir + " or " + store.normal_dir,
+              sys_cause::other);
+}
+
+bool remove_segment(const std::string& name, const segment_store& store) noexcept {
+  bool removed = false;
+  for (const std::string* dir : {&store.huge_dir, &store.normal_dir}) {
+    if (!dir->empty() && ::unlink((*dir + "/" + name).c_str()) == 0) removed = true;
+  }
+  return removed;
 }
 
 result<void*> reserve_range(std::size_t bytes, std::size_t align) {

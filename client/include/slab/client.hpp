@@ -64,8 +64,8 @@ class session;
 /// One context of one pool, without the type: what pool<T> wraps.
 class raw_pool {
 public:
-  raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map,
-           std::uint32_t pool_id, std::uint32_t ctx, client_options opt);
+  raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map, std::uint32_t ctx,
+           client_options opt);
   raw_pool(const raw_pool&) = delete;
   raw_pool& operator=(const raw_pool&) = delete;
   ~raw_pool();
@@ -97,7 +97,7 @@ private:
 
   std::shared_ptr<session> session_;
   std::shared_ptr<platform::pool_map> map_;
-  std::uint32_t pool_id_;
+  std::string name_;
   std::uint32_t ctx_;
   client_options opt_;
   core::cache<platform::pool_map> cache_;

@@ -36,7 +36,7 @@ public:
   audit_report run() {
     pool_state& st = r_.state();
     rep_.ready = st.ready_slots.load(std::memory_order_acquire);
-    rep_.used = st.cell(cell_id::fresh).load().value;
+    rep_.used = st.cell(cell_id::fresh).peek().value; // peek: the region may be read-only
     rep_.magazines = r_.magazine_count();
     slot_seen_.assign(rep_.used, 0);
     mag_seen_.assign(rep_.magazines, 0);
@@ -94,7 +94,7 @@ private:
   void walk_stack(cell_id c) {
     const bool full = c == cell_id::full;
     const std::string where = full ? "FULL stack" : "EMPTY stack";
-    std::uint32_t m = r_.state().cell(c).load().value;
+    std::uint32_t m = r_.state().cell(c).peek().value;
     for (std::uint64_t steps = 0; m != no_magazine; ++steps) {
       if (steps > rep_.magazines || !claim_magazine(m, where)) {
         if (steps > rep_.magazines) problem(where + ": longer than the magazine count (cycle)");

@@ -64,7 +64,10 @@ public:
       }
       const std::uint32_t idx = loaded_->slots[c - 1].load(relaxed);
       if (!r_.has_slot(idx)) [[unlikely]] {
-        drop_top(c); // garbage in our own cache: never hand it out
+        // A published slot this process cannot map right now (shmd unreachable): keep
+        // it cached and report no slot. Anything else is garbage: never hand it out.
+        if (idx < r_.state().ready_slots.load(std::memory_order_acquire)) return key{};
+        drop_top(c);
         continue;
       }
       shared_header& h = r_.header(idx);

@@ -24,7 +24,8 @@
 //
 // Hardware: x86-64 cmpxchg16b (compiled with -mcx16 so it is inlined: a libatomic
 // fallback would take a process-local lock, useless across processes). A load is a
-// CAS that writes back what it finds; it dirties the line but never changes it.
+// CAS that writes back what it finds; it dirties the line but never changes it, and
+// needs a writable mapping: readers of a read-only mapping use peek().
 #pragma once
 
 #include <atomic>
@@ -46,6 +47,22 @@ public:
   [[nodiscard]] cell_value load() const noexcept {
     auto* self = const_cast<u128*>(&word_);
     return unpack(__sync_val_compare_and_swap(self, word0, word0));
+  }
+  /// The value, read without writing to the cell: load()'s cmpxchg16b always writes, so
+  /// it faults on a read-only mapping (a pool attached read-only, as slabctl and the
+  /// tests' audit do). Two 8-byte loads of the seq around one of {value, winner}: every
+  /// transition writes all 16 bytes at once and bumps the seq, so equal seqs mean the
+  /// value read belongs to that seq (x86-64 keeps loads in order). Retries while the cell
+  /// moves: meant for a quiescent pool (the audit) or for status displays.
+  [[nodiscard]] cell_value peek() const noexcept {
+    const auto* half = reinterpret_cast<const std::uint64_t*>(&word_);
+    for (;;) {
+      const std::uint64_t seq = __atomic_load_n(&half[1], __ATOMIC_ACQUIRE);
+      const std::uint64_t lo = __atomic_load_n(&half[0], __ATOMIC_ACQUIRE);
+      if (__atomic_load_n(&half[1], __ATOMIC_ACQUIRE) == seq) {
+        return unpack((static_cast<u128>(seq) << 64) | lo);
+      }
+    }
   }
   /// Full-barrier compare-and-swap. On failure `expected` is refreshed.
   bool cas(cell_value& expected, cell_value desired) noexcept {

@@ -46,8 +46,17 @@ struct tier_segments {
 
 class pool_map {
 public:
-  /// Creates the control segment of a new pool (shmd). No tiers yet: add_tier(0) next.
-  static result<std::unique_ptr<pool_map>> create(const pool_spec& spec);
+  /// Creates the control segment of a new pool (shmd). No tiers yet: create_tier(0)
+  /// next. With a named store, the segments are files "<pool>.control",
+  /// "<pool>.t<N>.meta" and "<pool>.t<N>.data" that outlive the daemon.
+  static result<std::unique_ptr<pool_map>> create(const pool_spec& spec,
+                                                  const segment_store& store = {});
+  /// Adopts a pool a previous daemon left in a named store: validates the control
+  /// segment as attach does, maps and mlocks every published tier, and returns their
+  /// segments in `tiers`. A tier created but never published (its creator died) is
+  /// removed. Nothing is written to the pool. ENOENT when there is no such pool.
+  static result<std::unique_ptr<pool_map>>
+  adopt(const std::string& name, const segment_store& store, std::vector<tier_segments>& tiers);
   /// Attaches to an existing pool from its control segment (clients, slabctl): checks
   /// the magic, the ABI and every size against the segment before trusting any of it.
   static result<std::unique_ptr<pool_map>> attach(unique_fd control, bool writable);
@@ -61,6 +70,10 @@ public:
   result<tier_segments> create_tier(unsigned t);
   /// Maps tier t from its segments' fds (checked against the header's sizes).
   status map_tier(unsigned t, int meta_fd, int data_fd);
+
+  /// Removes the named segments of pool `name` from the store (shmd --destroy).
+  /// Returns how many files were removed.
+  static unsigned destroy(const std::string& name, const segment_store& store);
 
   // ---- the region interface ----
   core::pool_state& state() noexcept { return *state_; }
@@ -102,8 +115,10 @@ private:
   status reserve_ranges();
   status map_control(bool writable);
   status map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh);
+  status lock_tier(unsigned t);
 
   unique_fd control_;
+  segment_store store_;
   std::size_t control_bytes_ = 0;
   bool writable_ = true;
   proto::pool_header* hdr_ = nullptr;

@@ -43,12 +43,31 @@ struct segment {
 /// Page size a segment of this policy would use if hugepages are there.
 [[nodiscard]] std::size_t huge_page_size() noexcept;
 
-/// Creates an anonymous shared segment (memfd) of at least `bytes`, rounded up to the
-/// page size in force, zero-filled, sealed against shrinking and growing. With
-/// hugepages asked for, the hugepages are reserved now (a mapping is made and dropped),
-/// so `require` fails here, not at a later first touch. `name` shows in /proc/PID/maps.
+/// Where segments live. A named segment is a file that outlives the process that made
+/// it (a restarted daemon adopts it); an anonymous one is a memfd that lives as long as
+/// someone holds or maps it.
+struct segment_store {
+  std::string normal_dir; ///< tmpfs directory for normal-page segments; empty: memfds
+  std::string huge_dir;   ///< hugetlbfs directory for hugepage segments; empty: memfds
+};
+
+/// The first hugetlbfs mount point in /proc/mounts (default page size), or "".
+[[nodiscard]] std::string find_hugetlbfs_mount();
+
+/// Creates a shared segment of at least `bytes`, rounded up to the page size in force,
+/// zero-filled: a file `name` in the store's directory for its page size, created
+/// exclusively (an existing one is never overwritten), or a memfd sealed against
+/// shrinking and growing when that directory is empty. With hugepages asked for, the
+/// hugepages are reserved now (a mapping is made and dropped), so `require` fails here,
+/// not at a later first touch.
 [[nodiscard]] result<segment> create_segment(const std::string& name, std::size_t bytes,
-                                             page_policy policy);
+                                             page_policy policy, const segment_store& store = {});
+
+/// Opens an existing named segment (the hugepage directory first, then the normal one).
+/// ENOENT when neither holds it.
+[[nodiscard]] result<segment> open_segment(const std::string& name, const segment_store& store);
+/// Removes a named segment from both directories; true if one was there.
+bool remove_segment(const std::string& name, const segment_store& store) noexcept;
 
 /// Reserves `bytes` of address space (PROT_NONE, no memory), aligned to `align` (a
 /// power of two; bytes a multiple of the normal page size).

@@ -8,10 +8,10 @@
 //   open {pool, size, align of T}  ->    registers a context in the pool
 //                                  <-    opened {geometry, context} + fds [control,
 //                                        (meta, data) per published tier]  | error
-//   tiers {pool, first}            ->    (a tier the client has not mapped yet)
+//   tiers {pool name, first}       ->    (a tier the client has not mapped yet)
 //                                  <-    tiers {first, count} + (meta, data) fds
-//   grow {pool}                    ->    a nudge: the pool ran dry here; no reply
-//   close {pool, context}          ->    the context will not be used again: reclaim
+//   grow {pool name}               ->    a nudge: the pool ran dry here; no reply
+//   close {pool name, context}     ->    the context will not be used again: reclaim
 //                                  <-    closed
 //
 // Every message starts with msg_header, whose layout never changes, so that a peer of
@@ -80,8 +80,10 @@ struct opened : msg<msg_type::opened> {
   std::uint32_t tiers = 0; ///< (meta, data) fd pairs after the control fd
   std::uint32_t reserved = 0;
 };
+// Requests after `open` name the pool rather than its id: a client that reconnects to a
+// restarted shmd may meet pools in another order.
 struct tiers_req : msg<msg_type::tiers_req> {
-  std::uint32_t pool_id = 0;
+  char pool[pool_name_max]{};
   std::uint32_t first = 0;
 };
 struct tiers_msg : msg<msg_type::tiers> {
@@ -90,10 +92,10 @@ struct tiers_msg : msg<msg_type::tiers> {
   std::uint32_t count = 0;
 };
 struct grow_req : msg<msg_type::grow> {
-  std::uint32_t pool_id = 0;
+  char pool[pool_name_max]{};
 };
 struct close_req : msg<msg_type::close> {
-  std::uint32_t pool_id = 0;
+  char pool[pool_name_max]{};
   std::uint32_t context = 0;
 };
 struct closed : msg<msg_type::closed> {
