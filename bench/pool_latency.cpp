@@ -58,6 +58,7 @@ public:
     socket_ = (dir_ / "shmd.sock").string();
     const std::string cfg = (dir_ / "shmd.toml").string();
     std::ofstream(cfg) << "[daemon]\nsocket = \"" << socket_ << "\"\nlog_level = \"warning\"\n"
+                       << "segment_dir = \"" << dir_.string() << "\"\nhugepage_dir = \"\"\n"
                        << "[[pool]]\nname = \"bench\"\nslot_size = 64\ncapacity = 1048576\n"
                        << "max_capacity = 8388608\nhugepages = \"prefer\"\ncontexts = 8\n";
     pid_ = ::fork();

@@ -153,8 +153,8 @@ std::vector<entry> in_document_order(const toml::table& t) {
   return out;
 }
 
-const std::vector<std::string_view> daemon_keys = {"socket", "allow_uids", "allow_gids",
-                                                   "log_level"};
+const std::vector<std::string_view> daemon_keys = {"socket",      "allow_uids",  "allow_gids",
+                                                   "log_level",   "segment_dir", "hugepage_dir"};
 const std::vector<std::string_view> pool_keys = {"name",         "slot_size", "capacity",
                                                  "max_capacity", "hugepages", "numa_node",
                                                  "contexts",     "grow_at"};
@@ -303,11 +303,29 @@ private:
         cfg.allow_gids = read_ids(v, k, "gid");
       } else if (k == "log_level") {
         cfg.log_level = read_choice(v, k, log_levels);
+      } else if (k == "segment_dir") {
+        cfg.segment_dir = read_dir(v, k, false);
+      } else if (k == "hugepage_dir") {
+        cfg.hugepage_dir = read_dir(v, k, true);
       } else {
         unknown_key(*e.key, "[daemon]", daemon_keys);
       }
     }
     scope_.clear();
+  }
+
+  // An absolute directory, "" (anonymous memfds), or for hugepage_dir also "auto".
+  std::string read_dir(const toml::node& n, std::string_view key, bool allow_auto) const {
+    const auto* v = n.as_string();
+    const std::string allowed = std::string("an absolute directory path, or \"\"") +
+                                (allow_auto ? " or \"auto\"" : "");
+    if (v == nullptr) fail(pos(n), std::string(key) + " must be a string, " + allowed + "; got " + describe(n));
+    const std::string& s = v->get();
+    if (s.empty() || (allow_auto && s == "auto")) return s;
+    if (s.front() != '/' || s.find('\0') != std::string::npos) {
+      fail(pos(n), std::string(key) + " must be " + allowed + ", got " + quoted(s));
+    }
+    return s;
   }
 
   std::string read_socket(const toml::node& n) const {

@@ -6,6 +6,8 @@
 //   allow_uids = [1000]               uids allowed to connect; empty = the daemon's own
 //   allow_gids = [1000]               gids allowed to connect; empty = the daemon's own
 //   log_level = "info"                debug | info | notice | warning | error
+//   segment_dir = "/dev/shm/shmd"     tmpfs directory for segment files; "" = memfds
+//   hugepage_dir = "auto"             hugetlbfs directory; "auto" = <mount>/shmd; "" = memfds
 //
 //   [[pool]]                          at least one
 //   name = "orders"                   required; [a-z0-9_-], 1 to 63 chars, unique

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <slab/error.hpp>
+#include <slab/platform/ipc.hpp>
+#include <slab/platform/pool_map.hpp>
 
 #include "config.hpp"
 #include "log.hpp"
@@ -19,6 +21,7 @@
 namespace {
 
 constexpr const char* usage = R"(usage: shmd --config FILE [--foreground] [--check]
+       shmd --config FILE --destroy [POOL...]
        shmd --help | --version
 
 Maps the pools FILE declares as shared memory (hugepage-backed, mlocked, NUMA-bound)
@@ -28,6 +31,9 @@ and serves slab clients on the control socket FILE names.
   --foreground    stay in the foreground (the default; shmd never forks, as systemd's
                   Type=notify expects; accepted for clarity in scripts)
   --check         validate FILE, print the pools it declares, and exit
+  --destroy       remove the segments (and so every value) of the named pools, or of
+                  every pool FILE declares; refused while a shmd serves FILE's socket.
+                  Pools survive restarts of shmd; this is the one way to drop them
   --help          this text
   --version       the version and protocol ABI
 )";
@@ -35,6 +41,8 @@ and serves slab clients on the control socket FILE names.
 struct args {
   std::string config;
   bool check = false;
+  bool destroy = false;
+  std::vector<std::string> pools; // for --destroy
 };
 
 int parse_args(int argc, char** argv, args& a) {
@@ -51,6 +59,10 @@ int parse_args(int argc, char** argv, args& a) {
     if (s == "--foreground") continue;
     if (s == "--check") {
       a.check = true;
+    } else if (s == "--destroy") {
+      a.destroy = true;
+    } else if (a.destroy && s.rfind("--", 0) != 0) {
+      a.pools.push_back(s);
     } else if (s == "--config" && i + 1 < argc) {
       a.config = argv[++i];
     } else if (s.rfind("--config=", 0) == 0) {
@@ -91,6 +103,27 @@ slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
   return store;
 }
 
+int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
+  if (slab::platform::connect_seqpacket(cfg.socket)) {
+    shmd::log_error("a shmd is serving " + cfg.socket + ": stop it before --destroy");
+    return 1;
+  }
+  if (pools.empty()) {
+    for (const auto& p : cfg.pools) pools.push_back(p.name);
+  }
+  try {
+    const slab::platform::segment_store store = make_store(cfg);
+    for (const std::string& name : pools) {
+      const unsigned n = slab::platform::pool_map::destroy(name, store);
+      std::printf("pool %s: %u segment file(s) removed\n", name.c_str(), n);
+    }
+  } catch (const slab::error& e) {
+    shmd::log_error(e.what());
+    return 2;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -114,6 +147,7 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", a.config.c_str());
     return 0;
   }
+  if (a.destroy) return destroy(cfg, a.pools);
   try {
     const slab::platform::segment_store store = make_store(cfg);
     std::vector<std::unique_ptr<shmd::pool_owner>> pools;

@@ -91,7 +91,8 @@ const std::vector<bad_case> bad_cases = {
     {"unknown_top_level_table", "[deamon]\nsocket = \"/x\"\n" + std::string(minimal_pool), 1, 2,
      "unknown top-level key \"deamon\" (known: daemon, pool); did you mean \"daemon\"?"},
     {"unknown_daemon_key", "[daemon]\nsocket = \"/x\"\nsockt = \"/y\"\n", 3, 1,
-     "unknown key \"sockt\" in [daemon] (known: socket, allow_uids, allow_gids, log_level); did "
+     "unknown key \"sockt\" in [daemon] (known: socket, allow_uids, allow_gids, log_level, "
+     "segment_dir, hugepage_dir); did "
      "you mean \"socket\"?"},
     {"unknown_daemon_subtable", "[daemon.extra]\nx = 1\n", 1, 9,
      "unknown key \"extra\" in [daemon]"},
@@ -137,6 +138,14 @@ const std::vector<bad_case> bad_cases = {
      "log_level must be one of: debug, info, notice, warning, error; got \"verbose\""},
     {"log_level_not_a_string", "[daemon]\nlog_level = 3\n", 2, 13,
      "log_level must be a string, one of: debug, info, notice, warning, error; got an integer"},
+    {"segment_dir_relative", "[daemon]\nsegment_dir = \"shm/x\"\n", 2, 15,
+     "segment_dir must be an absolute directory path, or \"\", got \"shm/x\""},
+    {"segment_dir_not_a_string", "[daemon]\nsegment_dir = 1\n", 2, 15,
+     "segment_dir must be a string, an absolute directory path, or \"\"; got an integer"},
+    {"hugepage_dir_auto_only_for_hugepages", "[daemon]\nsegment_dir = \"auto\"\n", 2, 15,
+     "segment_dir must be an absolute directory path"},
+    {"hugepage_dir_relative", "[daemon]\nhugepage_dir = \"x\"\n", 2, 16,
+     "hugepage_dir must be an absolute directory path, or \"\" or \"auto\", got \"x\""},
 
     // Missing required keys: at the pool's table header.
     {"missing_name", "[daemon]\n\n[[pool]]\nslot_size = 8\ncapacity = 4\n", 3, 1,
