@@ -391,6 +391,19 @@ struct run_info {
   double seconds = 0;           ///< wall time of the whole run
 };
 
+/// Starts a run: pins to `cpu` (-1: the last CPU allowed), spins the core up to speed,
+/// measures the counter's step and calibrates its frequency, all into `info`.
+inline void begin_run(run_info& info, const std::string& tool, int cpu, std::size_t reps,
+                      bool quick) {
+  info.tool = tool;
+  info.cpu = cpu >= 0 ? cpu : last_allowed_cpu();
+  info.reps = reps;
+  pin_to_cpu(info.cpu);
+  spin(std::chrono::milliseconds(quick ? 20 : 300));
+  info.tsc_step = tsc_step();
+  info.tsc_hz = calibrate_tsc_hz(std::chrono::milliseconds(quick ? 10 : 50));
+}
+
 /// Cycles, compact: one decimal below 100, whole below 100000, then K/M/G.
 inline std::string compact(double v) {
   char b[32];

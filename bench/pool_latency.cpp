@@ -258,14 +258,8 @@ int run(const options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   daemon_process d(o.shmd);
   latency::run_info info;
-  info.tool = "pool_latency";
-  info.cpu = o.cpu >= 0 ? o.cpu : latency::last_allowed_cpu();
-  info.reps = o.reps;
+  latency::begin_run(info, "pool_latency", o.cpu, o.reps, o.quick);
   const int other_cpu = info.cpu == 0 ? 1 : 0;
-  latency::pin_to_cpu(info.cpu);
-  latency::spin(std::chrono::milliseconds(o.quick ? 20 : 300));
-  info.tsc_step = latency::tsc_step();
-  info.tsc_hz = latency::calibrate_tsc_hz(std::chrono::milliseconds(o.quick ? 10 : 50));
   latency::recorder rec(std::max<std::size_t>(o.n, 1'000'000));
   ctx c{rec, {info.tsc_hz, info.tsc_step, 0}, o.n};
 

@@ -301,13 +301,7 @@ int run(const options& o) {
   // in, and peers would see a different (warmer) allocator in each repetition.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   latency::run_info info;
-  info.tool = "slab_latency";
-  info.cpu = o.cpu >= 0 ? o.cpu : latency::last_allowed_cpu();
-  info.reps = o.reps;
-  latency::pin_to_cpu(info.cpu);
-  latency::spin(std::chrono::milliseconds(o.quick ? 20 : 300));
-  info.tsc_step = latency::tsc_step();
-  info.tsc_hz = latency::calibrate_tsc_hz(std::chrono::milliseconds(o.quick ? 10 : 50));
+  latency::begin_run(info, "slab_latency", o.cpu, o.reps, o.quick);
 
   const std::vector<workload> ws = chosen_workloads(o);
   latency::recorder rec(samples_needed(o, ws));
