@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev
   libtomlplusplus-dev   # shmd's config parser
   procps util-linux     # sysctl, taskset, setarch
+  dpkg-dev file         # cpack -G DEB: dpkg-shlibdeps computes the .deb's dependencies
 )
 
 missing=()

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <unistd.h>
 
 // toml++ is a system include (imported target), but keep its headers quiet whatever
@@ -153,8 +154,8 @@ std::vector<entry> in_document_order(const toml::table& t) {
   return out;
 }
 
-const std::vector<std::string_view> daemon_keys = {"socket",      "allow_uids",  "allow_gids",
-                                                   "log_level",   "segment_dir", "hugepage_dir"};
+const std::vector<std::string_view> daemon_keys = {"socket",    "allow_uids",  "allow_gids",
+                                                   "log_level", "segment_dir", "hugepage_dir"};
 const std::vector<std::string_view> pool_keys = {"name",         "slot_size", "capacity",
                                                  "max_capacity", "hugepages", "numa_node",
                                                  "contexts",     "grow_at"};
@@ -256,22 +257,33 @@ private:
     return s;
   }
 
+  /// Numeric ids; with `group_names`, also names of groups, resolved here (getgrnam) so
+  /// that a name the machine does not know is an error at its line, not a silent refusal
+  /// of every client later.
   std::vector<std::uint32_t> read_ids(const toml::node& n, std::string_view key,
-                                      std::string_view what) const {
+                                      std::string_view what, bool group_names = false) const {
     const auto* a = n.as_array();
     const auto bounds = std::string(what) + " between 0 and " + std::to_string(max_credential_id);
+    const std::string each =
+        group_names ? "each a " + bounds + " or a group name" : "each a " + bounds;
     if (a == nullptr) {
-      fail(pos(n), std::string(key) + " must be an array of integers (each a " + bounds +
-                       "), got " + describe(n));
+      fail(pos(n), std::string(key) + " must be an array of " +
+                       (group_names ? "integers or strings (" : "integers (") + each + "), got " +
+                       describe(n));
     }
     std::vector<std::uint32_t> ids;
     ids.reserve(a->size());
     for (std::size_t i = 0; i < a->size(); ++i) {
       const toml::node& e = *a->get(i);
       const std::string elem = std::string(key) + "[" + std::to_string(i) + "]";
+      if (const auto* name = e.as_string(); name != nullptr && group_names) {
+        ids.push_back(read_group(e, elem, name->get()));
+        continue;
+      }
       const auto* v = e.as_integer();
       if (v == nullptr) {
-        fail(pos(e), elem + " must be an integer, a " + bounds + ", got " + describe(e));
+        fail(pos(e), elem + " must be an integer, a " + bounds +
+                         (group_names ? ", or a group name" : "") + ", got " + describe(e));
       }
       const std::int64_t x = v->get();
       if (x < 0 || x > std::int64_t{max_credential_id}) {
@@ -280,6 +292,24 @@ private:
       ids.push_back(static_cast<std::uint32_t>(x));
     }
     return ids;
+  }
+
+  std::uint32_t read_group(const toml::node& e, const std::string& elem,
+                           const std::string& name) const {
+    if (name.empty() || name.find('\0') != std::string::npos) {
+      fail(pos(e), elem + " must be a group name or a gid, got " + quoted(name));
+    }
+    errno = 0;
+    const ::group* g = ::getgrnam(name.c_str()); // at load, before any thread starts
+    if (g == nullptr) {
+      const int err = errno;
+      fail(pos(e), elem + ": no group named " + quoted(name) + " on this machine" +
+                       (err != 0 && err != ENOENT && err != ESRCH
+                            ? " (getgrnam: " + std::generic_category().message(err) + ")"
+                            : "") +
+                       "; create it (groupadd --system) or give its number");
+    }
+    return static_cast<std::uint32_t>(g->gr_gid);
   }
 
   // --- [daemon] -------------------------------------------------------------------------
@@ -300,7 +330,7 @@ private:
       } else if (k == "allow_uids") {
         cfg.allow_uids = read_ids(v, k, "uid");
       } else if (k == "allow_gids") {
-        cfg.allow_gids = read_ids(v, k, "gid");
+        cfg.allow_gids = read_ids(v, k, "gid", true);
       } else if (k == "log_level") {
         cfg.log_level = read_choice(v, k, log_levels);
       } else if (k == "segment_dir") {
@@ -317,9 +347,10 @@ private:
   // An absolute directory, "" (anonymous memfds), or for hugepage_dir also "auto".
   std::string read_dir(const toml::node& n, std::string_view key, bool allow_auto) const {
     const auto* v = n.as_string();
-    const std::string allowed = std::string("an absolute directory path, or \"\"") +
-                                (allow_auto ? " or \"auto\"" : "");
-    if (v == nullptr) fail(pos(n), std::string(key) + " must be a string, " + allowed + "; got " + describe(n));
+    const std::string allowed =
+        std::string("an absolute directory path, or \"\"") + (allow_auto ? " or \"auto\"" : "");
+    if (v == nullptr)
+      fail(pos(n), std::string(key) + " must be a string, " + allowed + "; got " + describe(n));
     const std::string& s = v->get();
     if (s.empty() || (allow_auto && s == "auto")) return s;
     if (s.front() != '/' || s.find('\0') != std::string::npos) {

@@ -4,7 +4,10 @@
 //   [daemon]                          optional; every key optional
 //   socket = "/run/shmd/shmd.sock"    absolute path, at most 107 bytes (sun_path)
 //   allow_uids = [1000]               uids allowed to connect; empty = the daemon's own
-//   allow_gids = [1000]               gids allowed to connect; empty = the daemon's own
+//   allow_gids = [1000, "slab"]       groups (gids or names) allowed to connect, as a
+//                                     client's primary or supplementary group; empty =
+//                                     the daemon's own. Names are resolved at load: an
+//                                     unknown one is an error at its line
 //   log_level = "info"                debug | info | notice | warning | error
 //   segment_dir = "/dev/shm/shmd"     tmpfs directory for segment files; "" = memfds
 //   hugepage_dir = "auto"             hugetlbfs directory; "auto" = <mount>/shmd; "" = memfds
@@ -62,7 +65,7 @@ struct pool_config {
 struct daemon_config {
   std::string socket = "/run/shmd/shmd.sock";
   std::vector<std::uint32_t> allow_uids; ///< empty = the daemon's own uid only
-  std::vector<std::uint32_t> allow_gids; ///< empty = the daemon's own gid only
+  std::vector<std::uint32_t> allow_gids; ///< empty = the daemon's own gid only; names resolved
   std::string log_level = "info";        ///< debug|info|notice|warning|error
   /// Where normal-page segments live as files that outlive the daemon (tmpfs); "" for
   /// anonymous memfds, which do not.

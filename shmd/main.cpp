@@ -6,8 +6,12 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <slab/error.hpp>
 #include <slab/platform/ipc.hpp>
@@ -79,8 +83,28 @@ int parse_args(int argc, char** argv, args& a) {
   return -1; // go on
 }
 
+// One shmd per segment directory: a second one would adopt the pools of the first while
+// it runs them (take over its own context, record 0, reclaim its clients' records). An
+// flock on a file in the directory, held until the process exits (the fd is never
+// closed; close-on-exec).
+void lock_segment_dir(const std::string& dir) {
+  const std::string path = dir + "/.shmd.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw slab::error(slab::errc::system, "cannot open " + path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw slab::error(slab::errc::system,
+                      e == EWOULDBLOCK ? "another shmd is using the segment directory " + dir +
+                                             " (" + path + " is locked); not touching its pools"
+                                       : "cannot lock " + path + ": " + std::strerror(e));
+  }
+}
+
 // The directories segments live in, created if missing (mode 0700: only shmd opens
-// segment files; clients get their fds over the socket).
+// segment files; clients get their fds over the socket), and locked for this process.
 slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
   slab::platform::segment_store store;
   store.normal_dir = cfg.segment_dir;
@@ -99,6 +123,7 @@ slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
       throw slab::error(slab::errc::system,
                         "cannot create segment directory " + *dir + ": " + std::strerror(errno));
     }
+    lock_segment_dir(*dir);
   }
   return store;
 }
@@ -109,7 +134,8 @@ int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
     return 1;
   }
   if (pools.empty()) {
-    for (const auto& p : cfg.pools) pools.push_back(p.name);
+    for (const auto& p : cfg.pools)
+      pools.push_back(p.name);
   }
   try {
     const slab::platform::segment_store store = make_store(cfg);
@@ -148,6 +174,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (a.destroy) return destroy(cfg, a.pools);
+  // Before any pool is opened: a second shmd on a running one's config would adopt its
+  // pools, taking over the running daemon's own context (record 0) and reclaiming its
+  // clients' records under it, and only then fail to listen.
+  if (slab::platform::connect_seqpacket(cfg.socket)) {
+    shmd::log_error("cannot listen on " + cfg.socket + ": another daemon is listening on '" +
+                    cfg.socket + "'; not touching its pools");
+    return 2;
+  }
   try {
     const slab::platform::segment_store store = make_store(cfg);
     std::vector<std::unique_ptr<shmd::pool_owner>> pools;

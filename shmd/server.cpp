@@ -10,7 +10,9 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -27,7 +29,7 @@ namespace proto = slab::proto;
 namespace platform = slab::platform;
 using slab::errc;
 
-constexpr std::uint64_t tag_listen = 0, tag_signal = 1;
+constexpr std::uint64_t tag_listen = 0, tag_signal = 1, tag_done = ~std::uint64_t{0};
 
 template <class M> bool read_as(const void* msg, std::size_t len, M& out) {
   if (len != sizeof(M)) return false;
@@ -94,6 +96,9 @@ int server::run() {
   if (!signals_ || !epoll_) throw slab::error(errc::system, "signalfd/epoll_create1 failed");
   add_to_epoll(epoll_.get(), listen_.get(), tag_listen);
   add_to_epoll(epoll_.get(), signals_.get(), tag_signal);
+  done_ = platform::unique_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!done_) throw slab::error(errc::system, "eventfd failed");
+  add_to_epoll(epoll_.get(), done_.get(), tag_done);
   worker_ = std::thread([this] { worker_loop(); });
   watch_orphans();
 
@@ -101,18 +106,23 @@ int server::run() {
   ::sd_notify(0, "READY=1");
   log_notice("ready: " + std::to_string(pools_.size()) + " pool(s) (" + pool_names(pools_) +
              "), listening on " + cfg_.socket);
+  watchdog_.start();
 
   for (;;) {
     epoll_event evs[64];
-    const int n = ::epoll_wait(epoll_.get(), evs, 64, -1);
+    const int n = ::epoll_wait(epoll_.get(), evs, 64, watchdog_.loop_timeout_ms());
+    watchdog_.beat_main();
     if (n < 0 && errno == EINTR) continue;
     for (int i = 0; i < n; ++i) {
       const std::uint64_t tag = evs[i].data.u64;
       if (tag == tag_listen) {
         accept_clients();
+      } else if (tag == tag_done) {
+        send_closed();
       } else if (tag == tag_signal) {
         signalfd_siginfo si{};
         if (::read(signals_.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGPIPE) {
+          watchdog_.stop(); // no WATCHDOG=1 after STOPPING=1
           ::sd_notify(0, "STOPPING=1");
           log_notice(std::string("stopping on ") + ::strsignal(static_cast<int>(si.ssi_signo)));
           return 0;
@@ -141,6 +151,7 @@ void server::accept_clients() {
       c.gid = cred.value().gid;
     }
     add_to_epoll(epoll_.get(), fd, tag_of(fd));
+    c.serial = next_serial_++;
     conns_.emplace(fd, std::move(c));
   }
 }
@@ -235,17 +246,37 @@ std::optional<std::uint32_t> server::pool_id_of(std::string_view name) const {
   return std::nullopt;
 }
 
+namespace {
+
+// SO_PEERCRED carries the primary gid only, while members of an allowed group (clients
+// join group slab: usermod -aG slab alice) usually have it as a supplementary group.
+// SO_PEERGROUPS (Linux 4.13) gives those, as they were when the peer connected.
+std::vector<gid_t> peer_groups(int fd) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    const int rc = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+    if (rc != 0 && errno != ERANGE) return {};
+    groups.resize(len / sizeof(gid_t)); // ERANGE: len is the size needed
+    if (rc == 0) return groups;
+  }
+  return {};
+}
+
+} // namespace
+
 bool server::allowed(const connection& c) const {
   const auto& uids = cfg_.allow_uids;
   const auto& gids = cfg_.allow_gids;
-  if (uids.empty() && gids.empty()) return c.uid == own_uid_ || c.gid == own_gid_;
+  const std::vector<gid_t> groups = peer_groups(c.sock.get());
+  const auto member = [&](std::uint32_t g) {
+    return g == c.gid || std::find(groups.begin(), groups.end(), g) != groups.end();
+  };
+  if (uids.empty() && gids.empty()) return c.uid == own_uid_ || member(own_gid_);
   for (std::uint32_t u : uids) {
     if (u == c.uid) return true;
   }
-  for (std::uint32_t g : gids) {
-    if (g == c.gid) return true;
-  }
-  return false;
+  return std::any_of(gids.begin(), gids.end(), member);
 }
 
 bool server::send_error(connection& c, std::uint32_t code, const std::string& text) {
@@ -381,11 +412,28 @@ void server::handle_close(connection& c, const void* msg, std::size_t len) {
   // Or held through an earlier connection, before shmd restarted.
   if (!held && !release_watched(c.pid, ref))
     return drop(c.sock.get(), "close of a context it does not hold");
-  queue_reclaim({ref});
-  proto::closed r;
-  r.pool_id = ref.pool;
-  r.context = ref.ctx;
-  if (!platform::send_message(c.sock.get(), &r, sizeof r)) drop(c.sock.get(), "send failed");
+  // `closed` goes out once the record is free again (send_closed), so that a client
+  // that closes and reopens at once finds the context it gave back.
+  queue_reclaim({{ref.pool, ref.ctx, c.serial}});
+}
+
+void server::send_closed() {
+  std::uint64_t n = 0;
+  (void)::read(done_.get(), &n, sizeof n);
+  std::vector<context_ref> done;
+  {
+    std::lock_guard<std::mutex> g(work_mu_);
+    done.swap(closed_);
+  }
+  for (const context_ref& ref : done) {
+    const auto it = std::find_if(conns_.begin(), conns_.end(),
+                                 [&](const auto& kv) { return kv.second.serial == ref.reply_to; });
+    if (it == conns_.end()) continue; // it hung up meanwhile
+    proto::closed r;
+    r.pool_id = ref.pool;
+    r.context = ref.ctx;
+    if (!platform::send_message(it->first, &r, sizeof r)) drop(it->first, "send failed");
+  }
 }
 
 void server::queue_reclaim(std::vector<context_ref> refs) {
@@ -424,12 +472,18 @@ void server::worker_loop() {
   auto last_status = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lk(work_mu_);
   while (!stopping_) {
+    watchdog_.beat_worker();
     while (!reclaims_.empty()) {
       const context_ref r = reclaims_.front();
       reclaims_.pop_front();
       lk.unlock();
       pools_[r.pool]->reclaim(r.ctx);
       lk.lock();
+      if (r.reply_to != 0) {
+        closed_.push_back(r);
+        const std::uint64_t one = 1;
+        (void)::write(done_.get(), &one, sizeof one);
+      }
     }
     std::vector<bool> urgent(pools_.size(), false);
     urgent.swap(urgent_);

@@ -22,6 +22,7 @@
 
 #include "config.hpp"
 #include "pool_owner.hpp"
+#include "watchdog.hpp"
 
 namespace shmd {
 
@@ -40,12 +41,14 @@ public:
 private:
   struct context_ref {
     std::uint32_t pool, ctx;
+    std::uint64_t reply_to = 0; ///< serial of a connection awaiting `closed`, 0: none
   };
   struct connection {
     slab::platform::unique_fd sock;
     slab::platform::unique_fd pidfd; // set once the socket closed and the process lives on
     std::uint32_t pid = 0, uid = 0, gid = 0;
     bool greeted = false;
+    std::uint64_t serial = 0; ///< unique for the daemon's life (fds are reused)
     std::vector<context_ref> contexts;
   };
 
@@ -68,6 +71,7 @@ private:
   // worker
   void worker_loop();
   void queue_reclaim(std::vector<context_ref> refs);
+  void send_closed(); // on done_: answers the closes whose reclaim finished
   void nudge_growth(std::uint32_t pool);
 
   daemon_config cfg_;
@@ -80,9 +84,13 @@ private:
   std::mutex work_mu_;
   std::condition_variable work_cv_;
   std::deque<context_ref> reclaims_;
+  std::vector<context_ref> closed_;  // reclaimed, `closed` still to send (main thread)
+  slab::platform::unique_fd done_;   // eventfd: the worker finished a close's reclaim
+  std::uint64_t next_serial_ = 1;
   std::vector<bool> urgent_;
   bool stopping_ = false;
   std::thread worker_;
+  watchdog watchdog_; // WATCHDOG=1 while the main loop and the worker both make progress
 };
 
 } // namespace shmd

@@ -541,4 +541,44 @@ TEST(config_load, permission_denied_names_the_reason) {
   std::filesystem::remove(path);
 }
 
+// ---------------------------------------------------------------------------------------
+// allow_gids by name: the packaged setup names groups ("slab"), resolved at load.
+
+TEST(config_group_names, names_and_numbers_mix_in_document_order) {
+  // "root" is gid 0 on every Linux system.
+  const shmd::daemon_config cfg = shmd::parse_config(
+      "[daemon]\nallow_gids = [\"root\", 27]\n" + std::string(minimal_pool), "g.toml");
+  EXPECT_EQ(cfg.allow_gids, (std::vector<std::uint32_t>{0, 27}));
+}
+
+TEST(config_group_names, unknown_name_is_an_error_at_its_line) {
+  const std::string msg = parse_error("[daemon]\nallow_gids = [5, \"no-such-group-shmd-test\"]\n" +
+                                      std::string(minimal_pool));
+  EXPECT_EQ(msg.rfind("bad.toml:2:18: [daemon]: allow_gids[1]: no group named "
+                      "\"no-such-group-shmd-test\" on this machine",
+                      0),
+            0U)
+      << msg;
+}
+
+TEST(config_group_names, empty_name_and_wrong_types_are_refused) {
+  EXPECT_NE(parse_error("[daemon]\nallow_gids = [\"\"]\n")
+                .find("allow_gids[0] must be a group name or a gid, got \"\""),
+            std::string::npos);
+  EXPECT_NE(parse_error("[daemon]\nallow_gids = [true]\n")
+                .find("allow_gids[0] must be an integer, a gid between 0 and 4294967294, or a "
+                      "group name, got a boolean (true)"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[daemon]\nallow_gids = \"slab\"\n")
+                .find("allow_gids must be an array of integers or strings (each a gid between 0 "
+                      "and 4294967294 or a group name), got a string (\"slab\")"),
+            std::string::npos);
+}
+
+TEST(config_group_names, uids_stay_numeric) {
+  // Only groups take names: a uid list naming a user is still refused (rows above).
+  EXPECT_NE(parse_error("[daemon]\nallow_uids = [\"root\"]\n").find("must be an integer"),
+            std::string::npos);
+}
+
 } // namespace

@@ -24,17 +24,18 @@ namespace slab {
 template <class B>
 concept backing = requires(B b, void* p, std::size_t n) {
   { b.allocate(n, n) } -> std::same_as<void*>;
-  { b.deallocate(p, n, n) } noexcept;
+  { b.deallocate(p, n, n) }
+  noexcept;
 };
 
 struct heap_backing {
   void* allocate(std::size_t bytes, std::size_t align) {
-    void* p = ::operator new(bytes, std::align_val_t{align}, std::nothrow);
+    void* p = ::operator new (bytes, std::align_val_t{align}, std::nothrow);
     if (p == nullptr) throw error(errc::out_of_memory, "slab: the heap could not supply a tier");
     return p;
   }
   void deallocate(void* p, std::size_t /*bytes*/, std::size_t align) noexcept {
-    ::operator delete(p, std::align_val_t{align});
+    ::operator delete (p, std::align_val_t{align});
   }
 };
 
