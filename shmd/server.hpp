@@ -84,8 +84,8 @@ private:
   std::mutex work_mu_;
   std::condition_variable work_cv_;
   std::deque<context_ref> reclaims_;
-  std::vector<context_ref> closed_;  // reclaimed, `closed` still to send (main thread)
-  slab::platform::unique_fd done_;   // eventfd: the worker finished a close's reclaim
+  std::vector<context_ref> closed_; // reclaimed, `closed` still to send (main thread)
+  slab::platform::unique_fd done_;  // eventfd: the worker finished a close's reclaim
   std::uint64_t next_serial_ = 1;
   std::vector<bool> urgent_;
   bool stopping_ = false;
