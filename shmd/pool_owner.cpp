@@ -227,17 +227,7 @@ std::uint64_t pool_owner::ready_slots() noexcept {
   return map_->state().ready_slots.load(std::memory_order_acquire);
 }
 
-std::uint64_t pool_owner::live_estimate() noexcept {
-  slab::proto::pool_header& h = map_->info();
-  std::uint64_t allocs = h.retired_allocs.load(std::memory_order_relaxed);
-  std::uint64_t frees = h.retired_frees.load(std::memory_order_relaxed);
-  for (std::uint32_t c = 0; c < map_->context_count(); ++c) {
-    const core::context_counters& k = map_->context(c).counters;
-    allocs += k.allocs.load(std::memory_order_relaxed);
-    frees += k.frees.load(std::memory_order_relaxed);
-  }
-  return allocs - frees; // modular: a context may free more than it allocated
-}
+std::uint64_t pool_owner::live_estimate() noexcept { return map_->live_estimate(); }
 
 bool pool_owner::maybe_grow(bool urgent) {
   slab::platform::pool_map& m = *map_;

@@ -290,12 +290,7 @@ pool_stats raw_pool::stats() const {
   s.ready_slots = map_->state().ready_slots.load();
   s.max_slots = h.max_slots;
   s.tiers = h.tiers_published.load();
-  std::uint64_t allocs = h.retired_allocs.load(), frees = h.retired_frees.load();
-  for (std::uint32_t c = 0; c < map_->context_count(); ++c) {
-    allocs += map_->context(c).counters.allocs.load(std::memory_order_relaxed);
-    frees += map_->context(c).counters.frees.load(std::memory_order_relaxed);
-  }
-  s.live = allocs - frees;
+  s.live = map_->live_estimate();
   s.hugepages = s.tiers > 0;
   for (unsigned t = 0; t < s.tiers; ++t) {
     s.hugepages = s.hugepages && (h.tiers[t].flags & proto::tier_huge) != 0;

@@ -386,6 +386,16 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
   return ok_t{};
 }
 
+std::uint64_t pool_map::live_estimate() const noexcept {
+  std::uint64_t allocs = hdr_->retired_allocs.load(std::memory_order_relaxed);
+  std::uint64_t frees = hdr_->retired_frees.load(std::memory_order_relaxed);
+  for (std::uint32_t c = 0; c < geo_.contexts; ++c) {
+    allocs += records_[c].counters.allocs.load(std::memory_order_relaxed);
+    frees += records_[c].counters.frees.load(std::memory_order_relaxed);
+  }
+  return allocs - frees; // modular: a context may free more than it allocated
+}
+
 bool pool_map::map_more(std::uint32_t i) {
   if (i >= state_->ready_slots.load(std::memory_order_acquire)) return false;
   std::lock_guard<std::recursive_mutex> g(mu_);

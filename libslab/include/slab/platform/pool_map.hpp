@@ -103,6 +103,9 @@ public:
   [[nodiscard]] const proto::pool_geometry& geometry() const noexcept { return geo_; }
   [[nodiscard]] std::uint64_t mapped_slots() const noexcept { return mapped_slots_.load(); }
   [[nodiscard]] unsigned mapped_tiers() const noexcept { return mapped_tiers_; }
+  /// Allocations minus frees over every context, past (the header's retired counters)
+  /// and present (the records' counters, read relaxed: exact only when nobody runs).
+  [[nodiscard]] std::uint64_t live_estimate() const noexcept;
   [[nodiscard]] int control_fd() const noexcept { return control_.get(); }
 
   /// Called (under the map's lock) with the first tier this process lacks; returns
