@@ -622,8 +622,27 @@ public:
       cfg_.segment_dir = segments_->path();
     }
     write_file(config_, config_text(cfg_, socket_, *cfg_.segment_dir));
-    notify_.emplace(dir_.file("notify.sock"));
-    pid_ = detail::start_shmd({"--config", config_}, dir_.file("shmd.out"), dir_.file("shmd.err"),
+    start();
+  }
+
+  /// Starts shmd again on the same config, socket and segments after it exited (a test
+  /// that killed it): it adopts the pools the previous one left. Waits for READY=1.
+  void restart() {
+    if (pid_ > 0) throw std::logic_error("restart of a running shmd");
+    exited_.reset();
+    ready_ = false;
+    ++runs_;
+    start();
+  }
+
+private:
+  std::string err_file(unsigned run) const {
+    return dir_.file(run == 0 ? "shmd.err" : "shmd." + std::to_string(run) + ".err");
+  }
+
+  void start() {
+    notify_.emplace(dir_.file("notify" + std::to_string(runs_) + ".sock"));
+    pid_ = detail::start_shmd({"--config", config_}, dir_.file("shmd.out"), err_file(runs_),
                               notify_->path());
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     for (;;) {
@@ -647,6 +666,7 @@ public:
     if (!cfg_.keep_notify) notify_->close();
   }
 
+public:
   /// Stops shmd if the test has not; an unclean stop (a crash, a sanitizer report at
   /// exit, no exit within the grace time) fails the test that owns the fixture.
   ~daemon() {
@@ -667,8 +687,13 @@ public:
   [[nodiscard]] const temp_dir& dir() const noexcept { return dir_; }
   [[nodiscard]] const daemon_cfg& config() const noexcept { return cfg_; }
   [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
-  /// Everything shmd wrote to stderr so far.
-  [[nodiscard]] std::string stderr_text() const { return read_file(dir_.file("shmd.err")); }
+  /// Everything shmd wrote to stderr so far (over every restart).
+  [[nodiscard]] std::string stderr_text() const {
+    std::string all;
+    for (unsigned r = 0; r <= runs_; ++r)
+      all += read_file(err_file(r));
+    return all;
+  }
 
   /// Waits until shmd's stderr contains `needle`.
   [[nodiscard]] bool wait_for_log(std::string_view needle, milliseconds timeout = 10s) const {
@@ -717,6 +742,7 @@ private:
   std::string socket_, config_;
   std::optional<notify_socket> notify_;
   std::vector<std::string> notes_;
+  unsigned runs_ = 0; // restarts so far
   pid_t pid_ = -1;
   pid_t owner_ = ::getpid();
   bool ready_ = false;

@@ -401,6 +401,78 @@ TEST(shmd_client_death, orders_survive_a_gateway_killed_mid_churn) {
   EXPECT_FALSE(contains(d.stderr_text(), "warning: pool")) << d.stderr_text();
 }
 
+// shmd killed (-9) while a gateway churns: the gateway keeps allocating and freeing from
+// its cache and the depot while no daemon runs; a new shmd adopts the pool from its
+// segment files, values and all; the gateway's context, held across the restart, is
+// reclaimed when the gateway dies; every order is intact and the audit is clean.
+TEST(shmd_restart, values_survive_a_kill_9_of_shmd_under_load) {
+  constexpr std::uint32_t orders = 3000;
+  daemon d;
+  shared_array<gateway_state> state(1);
+  shared_array<std::atomic<std::uint64_t>> ops(1);
+  shared_array<std::uint64_t> keys(orders);
+  gateway_state& gs = state[0];
+  child gateway = child::spawn([&] {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<demo::order> p = c.open<demo::order>("test");
+    for (std::uint32_t i = 0; i < orders; ++i) {
+      keys[i] = p.emplace(make_order(i + 1)).raw();
+      gs.orders.store(i + 1);
+    }
+    for (std::uint64_t id = 1'000'000;; ++id) {
+      for (std::size_t j = 0; j < 16; ++j)
+        gs.in_hand[j].store(p.emplace(make_order(id)).raw());
+      for (std::size_t j = 16; j-- > 0;) {
+        CHILD_CHECK(p.erase(key::from_raw(gs.in_hand[j].load())));
+        gs.in_hand[j].store(0);
+      }
+      ops->fetch_add(1);
+    }
+    return 0;
+  });
+  ASSERT_TRUE(slabtest::eventually([&] { return gs.orders.load() == orders; }, 10s));
+
+  d.signal(SIGKILL);
+  ASSERT_EQ(d.wait_exit().signal(), SIGKILL);
+  const std::uint64_t before = ops->load();
+  EXPECT_TRUE(slabtest::eventually([&] { return ops->load() > before + 1000; }, 5s))
+      << "the gateway stalled while shmd was down";
+
+  d.restart();
+  EXPECT_TRUE(d.wait_for_log("adopted from its segments")) << d.stderr_text();
+  EXPECT_TRUE(contains(d.stderr_text(), "1 context(s) of running processes kept"))
+      << d.stderr_text();
+
+  const pid_t gw = gateway.pid();
+  gateway.signal(SIGKILL);
+  ASSERT_EQ(gateway.wait().signal(), SIGKILL);
+  EXPECT_TRUE(d.wait_for_log("of pid " + std::to_string(gw))) << d.stderr_text();
+
+  const slabtest::exit_status engine = slabtest::run_in_child([&] {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<demo::order> p = c.open<demo::order>("test");
+    for (std::uint32_t i = 0; i < orders; ++i) {
+      const key k = key::from_raw(keys[i]);
+      demo::order* o = p.get(k);
+      CHILD_CHECK_MSG(o != nullptr, "order " << i << " lost across the restart");
+      CHILD_CHECK_MSG(o->checksum == demo::checksum_of(*o) && o->id == i + 1,
+                      "order " << i << " corrupt");
+      CHILD_CHECK(p.erase(k));
+    }
+    for (auto& h : gs.in_hand) {
+      const key k = key::from_raw(h.load());
+      if (demo::order* o = p.get(k)) {
+        CHILD_CHECK(o->checksum == demo::checksum_of(*o) && o->id >= 1'000'000);
+        CHILD_CHECK(p.erase(k));
+      }
+    }
+    return 0;
+  });
+  EXPECT_TRUE(engine.ok()) << engine.describe();
+  const slab::core::audit_report r = slabtest::audit_after_storm(d);
+  EXPECT_LE(r.live, 1U) << pool_view::describe(r);
+}
+
 // A client that closes its socket but lives on keeps its context: shmd reclaims it only
 // once the process is gone (its caches may still be in use).
 TEST(shmd_client_death, context_outlives_the_socket_until_the_process_exits) {
