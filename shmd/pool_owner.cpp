@@ -1,5 +1,6 @@
 #include "pool_owner.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -254,12 +255,16 @@ void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_ma
   const std::uint32_t pid = rec.pid.load();
   h.retired_allocs.fetch_add(rec.counters.allocs.exchange(0), std::memory_order_relaxed);
   h.retired_frees.fetch_add(rec.counters.frees.exchange(0), std::memory_order_relaxed);
+  const auto t0 = std::chrono::steady_clock::now();
   const core::reclaim_report rep = core::reclaim(*map_, ctx, by);
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   h.reclaims.fetch_add(1, std::memory_order_relaxed);
   std::string msg = "pool '" + cfg_.name + "': reclaimed context " + std::to_string(ctx) +
                     " of pid " + std::to_string(pid) + ": " + std::to_string(rep.magazines) +
                     " magazines back to the depot, " + std::to_string(rep.slots_adopted) +
-                    " slots moved one by one; " + rep.resolved;
+                    " slots moved one by one, in " + std::to_string(us) + " us; " + rep.resolved;
   log_info(msg);
   for (const std::string& p : rep.problems)
     log_warning("pool '" + cfg_.name + "': " + p);
