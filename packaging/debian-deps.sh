@@ -15,6 +15,11 @@ packages=(
   libtomlplusplus-dev   # shmd's config parser
   procps util-linux     # sysctl, taskset, setarch
   dpkg-dev file         # cpack -G DEB: dpkg-shlibdeps computes the .deb's dependencies
+  nlohmann-json3-dev    # slabctl's --json output and the tests that parse it
+  tmux                  # slabctl top is driven in a pseudo-terminal by its test
+  libdpdk-dev           # bench peer: rte_mempool with a per-lcore cache
+  libmimalloc-dev libjemalloc-dev  # bench peers: general-purpose allocators
+  gnuplot-nox           # bench: latency distribution plots
 )
 
 missing=()
