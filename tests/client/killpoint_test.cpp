@@ -40,11 +40,11 @@ using slabtest::daemon;
 using slabtest::pool_view;
 using slabtest::shared_array;
 
-/// Every point a client passes (the reclaimer's own, adopt.* and give.clear, run in shmd).
-const char* const client_points[] = {"alloc.publish", "alloc.count", "free.cas",   "free.store",
-                                     "free.count",    "free.clear",  "pop.cas",    "pop.record",
-                                     "pop.recorded",  "push.cas",    "push.done",  "exchange.spare",
-                                     "carve.cas",     "carve.fill",  "carve.count"};
+/// Every point a client passes (the reclaimer's own, adopt.*, give.* and reclaim.*, run in shmd).
+const char* const client_points[] = {"alloc.publish",  "alloc.count",  "free.cas",   "free.store",
+                                     "free.count",     "free.clear",   "pop.cas",    "pop.record",
+                                     "pop.stamped",    "pop.recorded", "push.cas",   "push.done",
+                                     "exchange.spare", "carve.cas",    "carve.fill", "carve.count"};
 constexpr std::size_t point_count = std::size(client_points);
 
 /// The passages killed at, for every point (fewer when the workload passes it less often):

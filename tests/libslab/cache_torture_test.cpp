@@ -77,9 +77,15 @@ void workload(world& w, cache<local_region>& c, std::mt19937& rng, std::vector<k
   }
 }
 
+bool reclaimer_only(const std::string& point) {
+  return point.rfind("adopt.", 0) == 0 || point.rfind("give.", 0) == 0 ||
+         point.rfind("reclaim.", 0) == 0;
+}
+
 std::set<std::string> all_points() {
   world w;
   std::set<std::string> seen;
+  kill_at.clear(); // collect only: no death
   points_seen = &seen;
   slab::core::fault::hook = hook;
   {
@@ -105,9 +111,11 @@ std::set<std::string> all_points() {
 TEST(cache_torture, every_kill_point_is_reached) {
   const auto points = all_points();
   for (const char* p :
-       {"alloc.publish", "alloc.count", "free.cas", "free.store", "free.count", "free.clear",
-        "pop.cas", "pop.record", "pop.recorded", "push.cas", "push.done", "exchange.spare",
-        "carve.cas", "carve.fill", "carve.count", "adopt.count", "adopt.source", "give.clear"}) {
+       {"alloc.publish",    "alloc.count",      "free.cas",       "free.store",   "free.count",
+        "free.clear",       "pop.cas",          "pop.record",     "pop.stamped",  "pop.recorded",
+        "push.cas",         "push.done",        "exchange.spare", "carve.cas",    "carve.fill",
+        "carve.count",      "adopt.count",      "adopt.source",   "give.stamped", "give.clear",
+        "reclaim.resolved", "reclaim.validated"}) {
     EXPECT_TRUE(points.count(p)) << "kill point never reached: " << p;
   }
 }
@@ -118,7 +126,7 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
   const auto points = all_points();
   int kills = 0;
   for (const std::string& point : points) {
-    if (point.rfind("adopt.", 0) == 0 || point == "give.clear") continue; // the reclaimer's own
+    if (reclaimer_only(point)) continue;
     for (int nth = 1; nth <= 40; ++nth) {
       world w;
       cache<local_region> daemon(w.r, w.r.attach());
@@ -150,6 +158,7 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
       const auto rep = slab::core::reclaim(w.r, victim_id, daemon);
       for (const auto& p : rep.problems)
         ADD_FAILURE() << point << "#" << nth << ": " << p;
+      EXPECT_FALSE(rep.corrupt) << point << "#" << nth << ": a death is not corruption";
       const auto a = slab::core::audit(w.r);
       for (const auto& p : a.problems)
         ADD_FAILURE() << point << "#" << nth << ": " << p;
@@ -167,6 +176,75 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
   }
   EXPECT_GT(kills, 200) << "the torture must kill many times";
   std::printf("kills: %d\n", kills);
+}
+
+// The reclaimer itself dies (shmd killed -9 mid-reclaim) at every point of its own and
+// the first passages through each, while reclaiming a victim that held full, partial and
+// empty magazines and died mid-free. A new reclaimer then does what a restarted shmd
+// does: reclaims the old reclaimer's record, then the victim's (still marked dead).
+TEST(cache_torture, a_reclaimer_killed_at_any_point_loses_nothing) {
+  const auto points = all_points();
+  int kills = 0;
+  for (const std::string& point : points) {
+    for (int nth = 1; nth <= 40; ++nth) {
+      world w;
+      const std::uint32_t old_daemon = w.r.attach();
+      std::optional<cache<local_region>> reclaimer;
+      reclaimer.emplace(w.r, old_daemon);
+      cache<local_region> neighbour(w.r, w.r.attach());
+      for (int i = 0; i < 50; ++i)
+        w.note_alloc(neighbour.alloc());
+      const std::uint32_t victim_id = w.r.attach();
+      {
+        cache<local_region> victim(w.r, victim_id);
+        std::vector<key> held;
+        for (int i = 0; i < 150; ++i) { // past the loaded magazine, into the depot
+          held.push_back(victim.alloc());
+          w.note_alloc(held.back());
+        }
+        for (int i = 0; i < 75; ++i) { // frees fill one magazine and part of another
+          ASSERT_TRUE(victim.free(held[static_cast<std::size_t>(i)]));
+          w.live.erase(held[static_cast<std::size_t>(i)].raw());
+        }
+        // ... and dies in a free, after its header CAS: a step for reclaim to finish.
+        kill_at = "free.store";
+        kill_after = 1;
+        slab::core::fault::hook = hook;
+        EXPECT_THROW(victim.free(held[100]), death);
+        w.live.erase(held[100].raw());
+      }
+      bool died = false;
+      kill_at = point;
+      kill_after = nth;
+      try {
+        (void)slab::core::reclaim(w.r, victim_id, *reclaimer);
+      } catch (const death&) {
+        died = true;
+      }
+      slab::core::fault::hook = nullptr;
+      reclaimer.reset();
+      if (!died) break; // fewer than nth passages: next point
+      ++kills;
+      cache<local_region> fresh(w.r, w.r.attach());
+      for (std::uint32_t dead : {old_daemon, victim_id}) {
+        const auto rep = slab::core::reclaim(w.r, dead, fresh);
+        EXPECT_FALSE(rep.corrupt) << point << "#" << nth << ": context " << dead << ": "
+                                  << (rep.problems.empty() ? "" : rep.problems.front());
+      }
+      const auto a = slab::core::audit(w.r);
+      for (const auto& p : a.problems)
+        ADD_FAILURE() << point << "#" << nth << ": " << p;
+      std::uint64_t intact = 0;
+      for (const auto& [raw, sum] : w.live) {
+        const key k = key::from_raw(raw);
+        if (w.r.header(k.index()).gen() == k.generation() && w.payload(k) == sum) ++intact;
+      }
+      EXPECT_EQ(intact, w.live.size()) << point << "#" << nth;
+      EXPECT_EQ(a.live, intact) << point << "#" << nth;
+    }
+  }
+  EXPECT_GT(kills, 40) << "the reclaimer must die at many points";
+  std::printf("reclaimer kills: %d\n", kills);
 }
 
 } // namespace

@@ -1,7 +1,7 @@
 // audit: the backstop. Rebuilds, from the slot headers, the depot stacks and every
 // context record, whether each slot is live or free exactly once and each magazine is
-// in exactly one place. Run on a quiescent region (no context mid-step): after a
-// storm in tests, after reclaim, and by slabctl audit.
+// in exactly one place (and carries its holder's stamp). Run on a quiescent region (no context
+// mid-step): after a storm in tests, after reclaim, and by slabctl audit.
 //
 // Every id read here may be garbage; walks are bounded by the magazine count, so a
 // cycle or a corrupt link is reported, never followed forever.
@@ -91,6 +91,15 @@ private:
     }
   }
 
+  // Quiescent, a magazine's owner stamp names its holder (shared_layout.hpp).
+  void check_stamp(std::uint32_t m, std::uint32_t expected, const std::string& where) {
+    const std::uint32_t st = r_.mag(m).owner.load(std::memory_order_relaxed);
+    if (st != expected) {
+      problem(where + ": magazine " + std::to_string(m) + " carries owner stamp " +
+              std::to_string(st) + ", expected " + std::to_string(expected));
+    }
+  }
+
   void walk_stack(cell_id c) {
     const bool full = c == cell_id::full;
     const std::string where = full ? "FULL stack" : "EMPTY stack";
@@ -109,6 +118,7 @@ private:
         problem(where + ": magazine " + std::to_string(m) + " is not empty");
       }
       claim_contents(m, where, rep_.free_depot);
+      check_stamp(m, no_owner, where);
       ++(full ? rep_.magazines_full : rep_.magazines_empty);
       m = r_.mag(m).next.load(std::memory_order_relaxed);
     }
@@ -127,6 +137,7 @@ private:
     for (std::uint32_t m : ms) {
       if (m == no_magazine) continue;
       if (!claim_magazine(m, where)) continue;
+      check_stamp(m, stamp_of(c), where);
       ++rep_.magazines_held;
       claim_contents(m, where, rep_.free_cached);
     }

@@ -161,6 +161,8 @@ public:
   bool give_magazine(std::uint32_t m, std::atomic<std::uint32_t>& field) SLAB_STEP_NOEXCEPT {
     const std::uint32_t c = r_.mag(m).count.load(relaxed);
     if (c != 0 && c != magazine_slots) return false;
+    r_.mag(m).owner.store(stamp_of(me_), relaxed); // this context's now (reclaim.hpp: owned)
+    fault::point("give.stamped");
     push(c == 0 ? cell_id::empty : cell_id::full, m);
     field.store(no_magazine, relaxed);
     fault::point("give.clear");
@@ -270,6 +272,8 @@ private:
       const std::uint32_t m = seen.value;
       if (cell.cas(seen, {next, me_, seen.seq + 1})) {
         fault::point("pop.record");
+        r_.mag(m).owner.store(stamp_of(me_), relaxed);
+        fault::point("pop.stamped");
         rec_.spare.store(m, relaxed);
         fault::point("pop.recorded");
         return m;
@@ -285,6 +289,7 @@ private:
     wide_cell& cell = r_.state().cell(c);
     const intent_op op = c == cell_id::full ? intent_op::push_full : intent_op::push_empty;
     magazine& tail = r_.mag(last);
+    std::uint32_t stamp = r_.mag(first).owner.load(relaxed); // a single push's: its holder's
     cell_value seen = cell.load();
     for (;;) {
       notify(c, seen);
@@ -293,6 +298,8 @@ private:
       fault::point("push.cas");
       if (cell.cas(seen, {first, me_, seen.seq + 1})) {
         fault::point("push.done");
+        // In the depot now: clear the stamp, unless a popper already put its own there.
+        r_.mag(first).owner.compare_exchange_strong(stamp, no_owner, relaxed);
         return;
       }
     }

@@ -33,8 +33,13 @@ namespace slab::core {
 struct reclaim_report {
   std::uint32_t magazines = 0;     ///< whole magazines handed to the depot
   std::uint32_t slots_adopted = 0; ///< slots moved one by one from partial magazines
+  std::uint32_t rescued = 0;       ///< magazines found by their stamp after the record lost them
   std::string resolved;            ///< what the intent said and how it was settled
   std::vector<std::string> problems;
+  /// The record said something no death can leave behind (a scribbled or torn record):
+  /// it is quarantined (never reused) instead of freed. What it named that another
+  /// context or the depot holds was left alone; what it held was given back.
+  bool corrupt = false;
 };
 
 /// Did context `who`'s CAS on cell c, which observed seq s, happen? (wide_cell.hpp)
@@ -46,15 +51,44 @@ bool transition_won(R& r, std::uint32_t who, cell_id c, std::uint64_t s) noexcep
   return r.context(who).won[static_cast<std::uint32_t>(c)].load(std::memory_order_acquire) == s + 1;
 }
 
+/// Which magazines sit in the depot's stacks, walked while neither stack moved (their
+/// seqs equal before and after): false when they kept moving or a link is corrupt.
+template <region R> bool depot_members(R& r, std::vector<std::uint8_t>& in_depot) {
+  const std::uint32_t n = r.magazine_count();
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    in_depot.assign(n, 0);
+    const cell_value f = r.state().cell(cell_id::full).peek();
+    const cell_value e = r.state().cell(cell_id::empty).peek();
+    bool ok = true;
+    for (std::uint32_t m : {f.value, e.value}) {
+      for (std::uint32_t steps = 0; ok && m != no_magazine; ++steps) {
+        ok = steps <= n && m < n && r.has_magazine(m) && in_depot[m] == 0;
+        if (ok) {
+          in_depot[m] = 1;
+          m = r.mag(m).next.load(std::memory_order_relaxed);
+        }
+      }
+    }
+    if (r.state().cell(cell_id::full).peek().seq == f.seq &&
+        r.state().cell(cell_id::empty).peek().seq == e.seq) {
+      return ok; // a stable walk that failed met a real corruption: no point retrying
+    }
+  }
+  return false;
+}
+
 namespace detail {
 
 template <region R> class reclaimer {
 public:
-  reclaimer(R& r, std::uint32_t dead, cache<R>& by)
-      : r_(r), rec_(r.context(dead)), dead_(dead), by_(by) {}
+  reclaimer(R& r, std::uint32_t dead, context_state prior, cache<R>& by)
+      : r_(r), rec_(r.context(dead)), dead_(dead), prior_(prior), by_(by) {}
 
   reclaim_report run() SLAB_STEP_NOEXCEPT {
+    check_active();
     resolve_intent();
+    fault::point("reclaim.resolved");
+    rec_.intent.op.store(0, std::memory_order_release);
     dedupe_fields();
     undo_half_alloc();
     std::atomic<std::uint32_t>* fields[3] = {&rec_.mag[0], &rec_.mag[1], &rec_.spare};
@@ -62,12 +96,17 @@ public:
       validate(*f);
     for (auto* f : fields)
       hand_over(*f);
+    if (rep_.corrupt) rescue();
     return std::move(rep_);
   }
 
 private:
   void problem(std::string s) {
     rep_.problems.push_back("context " + std::to_string(dead_) + ": " + std::move(s));
+  }
+  void corrupt(std::string s) {
+    rep_.corrupt = true;
+    problem(std::move(s));
   }
 
   magazine* loaded() noexcept {
@@ -77,6 +116,11 @@ private:
   bool holds(std::uint32_t m) const noexcept {
     return rec_.mag[0].load(relaxed) == m || rec_.mag[1].load(relaxed) == m ||
            rec_.spare.load(relaxed) == m;
+  }
+  static bool holds(const context_record& rec, std::uint32_t m) noexcept {
+    // spare first: an exchange copies it into a mag field before clearing it
+    return rec.spare.load(relaxed) == m || rec.mag[0].load(relaxed) == m ||
+           rec.mag[1].load(relaxed) == m;
   }
   void forget(std::uint32_t m) noexcept {
     for (auto* f : {&rec_.mag[0], &rec_.mag[1], &rec_.spare}) {
@@ -95,40 +139,122 @@ private:
     l->count.store(c + 1, relaxed);
   }
 
+  void check_active() {
+    const std::uint32_t a = rec_.active.load(relaxed);
+    if (a > 1) corrupt("active field " + std::to_string(a) + " is neither 0 nor 1");
+  }
+
+  // Is magazine m, named by the dead record, really the dead context's? Its stamp names
+  // the context (shared_layout.hpp), except in two windows a death can leave open:
+  //  - the record's own won pop, before the stamp: the stamp is still the depot's
+  //    (none), or that of a pusher that died before clearing it;
+  //  - a reclaimer that stamped a dead context's magazine as its own (give_magazine)
+  //    and died before pushing it: the stamp names a reclaimer that does not hold it,
+  //    has no won push of it pending, and is not running (or is `by_` itself, a
+  //    restarted daemon's record).
+  // Anything else is held by someone else, or sits in the depot.
+  bool owned(std::uint32_t m, std::uint32_t won_pop) const noexcept {
+    const std::uint32_t st = r_.mag(m).owner.load(relaxed);
+    if (st == stamp_of(dead_)) return true;
+    if (st == no_owner) return m == won_pop;
+    const std::uint32_t c = st - 1;
+    if (c >= r_.context_count()) return false;
+    const context_record& o = r_.context(c);
+    if (holds(o, m)) return false;
+    const auto cs = static_cast<context_state>(o.state.load(std::memory_order_acquire));
+    if (cs == context_state::active && c != by_.id()) return false;
+    return m == won_pop || !won_push_of(c, m);
+  }
+  bool won_push_of(std::uint32_t c, std::uint32_t m) const noexcept {
+    const context_record& o = r_.context(c);
+    const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
+    if (op != intent_op::push_full && op != intent_op::push_empty) return false;
+    if (o.intent.arg.load(relaxed) != m) return false;
+    const cell_id cell = op == intent_op::push_full ? cell_id::full : cell_id::empty;
+    return transition_won(r_, c, cell, o.intent.seq.load(relaxed));
+  }
+
+  // Keeps in the record only magazines that are the dead context's. A magazine named
+  // here that another context or the depot holds is dropped from the record, untouched.
+  void verify_fields(std::uint32_t won_pop) {
+    for (auto* f : {&rec_.spare, &rec_.mag[0], &rec_.mag[1]}) {
+      const std::uint32_t m = f->load(relaxed);
+      if (m == no_magazine) continue;
+      if (!r_.has_magazine(m)) {
+        corrupt("magazine id " + std::to_string(m) + " does not exist; dropped");
+      } else if (!owned(m, won_pop)) {
+        const std::uint32_t st = r_.mag(m).owner.load(relaxed);
+        const std::string where =
+            st == no_owner ? std::string("the depot") : "context " + std::to_string(st - 1);
+        // A reclaimer that died after pushing it leaves it named here: it went to the
+        // depot, and perhaps on to another context since.
+        if (prior_ == context_state::dead) {
+          problem("magazine " + std::to_string(m) + " was given back already (" + where +
+                  " holds it now); forgotten");
+        } else {
+          corrupt("names magazine " + std::to_string(m) + ", which " + where +
+                  " holds; left alone");
+        }
+      } else {
+        continue;
+      }
+      f->store(no_magazine, relaxed);
+    }
+  }
+
   void resolve_intent() {
     const auto op = static_cast<intent_op>(rec_.intent.op.load(std::memory_order_acquire));
     const std::uint32_t arg = rec_.intent.arg.load(relaxed);
     const std::uint64_t seq = rec_.intent.seq.load(relaxed);
-    switch (op) {
-    case intent_op::none: rep_.resolved = "no step under way"; break;
-    case intent_op::pop_full:
-    case intent_op::pop_empty: {
-      const cell_id c = op == intent_op::pop_full ? cell_id::full : cell_id::empty;
-      const bool won = transition_won(r_, dead_, c, seq);
-      rep_.resolved =
-          std::string("pop of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
-      if (won && !holds(arg)) {
-        if (rec_.spare.load(relaxed) == no_magazine)
-          rec_.spare.store(arg, relaxed);
-        else
-          problem("won a pop but its spare field is taken");
-      }
-      break;
-    }
-    case intent_op::push_full:
-    case intent_op::push_empty: {
+    std::uint32_t won_pop = no_magazine;
+    // A won push: the magazine is the depot's (or its next owner's) now. Settled before
+    // the record's fields are checked, so that they no longer name it.
+    if (op == intent_op::push_full || op == intent_op::push_empty) {
       const cell_id c = op == intent_op::push_full ? cell_id::full : cell_id::empty;
       const bool won = transition_won(r_, dead_, c, seq);
       rep_.resolved =
           std::string("push of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
-      if (won) forget(arg);
-      break;
+      if (won) {
+        forget(arg);
+        if (r_.has_magazine(arg)) {
+          std::uint32_t st = stamp_of(dead_);
+          r_.mag(arg).owner.compare_exchange_strong(st, no_owner, relaxed);
+        }
+      }
     }
+    if (op == intent_op::pop_full || op == intent_op::pop_empty) {
+      const cell_id c = op == intent_op::pop_full ? cell_id::full : cell_id::empty;
+      const bool won = transition_won(r_, dead_, c, seq) && r_.has_magazine(arg);
+      rep_.resolved =
+          std::string("pop of magazine ") + std::to_string(arg) + (won ? ": won" : ": lost");
+      if (won) won_pop = arg;
+    }
+    verify_fields(won_pop);
+    switch (op) {
+    case intent_op::none: rep_.resolved = "no step under way"; break;
+    case intent_op::push_full:
+    case intent_op::push_empty: break;
+    case intent_op::pop_full:
+    case intent_op::pop_empty:
+      if (won_pop != no_magazine && !holds(won_pop)) {
+        if (!owned(won_pop, won_pop)) {
+          corrupt("won pop of magazine " + std::to_string(won_pop) + " that is not its own");
+        } else if (rec_.spare.load(relaxed) == no_magazine) {
+          rec_.spare.store(won_pop, relaxed);
+        } else {
+          corrupt("won a pop but its spare field is taken");
+        }
+      }
+      break;
     case intent_op::carve: {
       const bool won = transition_won(r_, dead_, cell_id::fresh, seq);
       rep_.resolved = std::string("carve at ") + std::to_string(arg) + (won ? ": won" : ": lost");
       magazine* l = loaded();
       if (won && l != nullptr && l->count.load(relaxed) == 0) {
+        if (!never_used(arg)) {
+          corrupt("won carve at " + std::to_string(arg) + " names used or invalid slots");
+          break;
+        }
         for (std::uint32_t i = 0; i < magazine_slots; ++i)
           l->slots[i].store(arg + i, relaxed);
         l->count.store(magazine_slots, relaxed);
@@ -145,12 +271,21 @@ private:
       break;
     }
     case intent_op::adopt: {
-      // The dead context was itself a reclaimer, moving `arg` out of magazine `seq`.
+      // The dead context was itself a reclaimer, moving `arg` out of magazine `seq` of a
+      // context it was reclaiming (dead, its magazine stamped so): anything else is not
+      // a reclaimer's step, and writing another context's magazine would corrupt it.
       rep_.resolved = std::string("adopt of slot ") + std::to_string(arg);
       magazine* l = loaded();
       const auto src_id = static_cast<std::uint32_t>(seq);
-      if (l == nullptr || !r_.has_magazine(src_id)) break;
+      if (l == nullptr || seq >= no_magazine || !r_.has_magazine(src_id)) break;
       magazine& src = r_.mag(src_id);
+      const std::uint32_t owner = src.owner.load(relaxed);
+      if (owner == no_owner || owner - 1 >= r_.context_count() ||
+          static_cast<context_state>(r_.context(owner - 1).state.load()) == context_state::active) {
+        corrupt("adopt intent names magazine " + std::to_string(src_id) +
+                ", which no dead context holds; ignored");
+        break;
+      }
       const std::uint32_t lc = l->count.load(relaxed), sc = src.count.load(relaxed);
       const bool copied = lc > 0 && lc <= magazine_slots && l->slots[lc - 1].load(relaxed) == arg;
       if (copied && sc > 0 && sc <= magazine_slots && src.slots[sc - 1].load(relaxed) == arg) {
@@ -158,9 +293,19 @@ private:
       }
       break;
     }
-    default: problem("unknown intent " + std::to_string(static_cast<std::uint32_t>(op)));
+    default: corrupt("unknown intent " + std::to_string(static_cast<std::uint32_t>(op)));
     }
-    rec_.intent.op.store(0, std::memory_order_release);
+  }
+
+  // The K slots a won carve took: aligned, below the cursor, never used by anyone.
+  bool never_used(std::uint32_t first) noexcept {
+    if (first % magazine_slots != 0) return false;
+    if (std::uint64_t{first} + magazine_slots > r_.state().cell(cell_id::fresh).peek().value)
+      return false;
+    for (std::uint32_t i = 0; i < magazine_slots; ++i) {
+      if (!r_.has_slot(first + i) || r_.header(first + i).gen() != 0) return false;
+    }
+    return true;
   }
 
   // An exchange copies the spare into the loaded field before clearing the spare: a
@@ -191,26 +336,30 @@ private:
     const std::uint32_t m = field.load(relaxed);
     if (m == no_magazine) return;
     if (!r_.has_magazine(m)) {
-      problem("magazine id " + std::to_string(m) + " does not exist; dropped");
+      corrupt("magazine id " + std::to_string(m) + " does not exist; dropped");
       field.store(no_magazine, relaxed);
       return;
     }
+    validate_contents(m);
+  }
+  void validate_contents(std::uint32_t m) {
     magazine& mag = r_.mag(m);
     std::uint32_t n = mag.count.load(relaxed);
     if (n > magazine_slots) {
-      problem("magazine " + std::to_string(m) + " count " + std::to_string(n) + " > K; emptied");
+      corrupt("magazine " + std::to_string(m) + " count " + std::to_string(n) + " > K; emptied");
       n = 0;
     }
     std::uint32_t kept = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t idx = mag.slots[i].load(relaxed);
       if (!r_.has_slot(idx) || gen_live(r_.header(idx).gen()) || seen_before(idx)) {
-        problem("magazine " + std::to_string(m) + " entry " + std::to_string(idx) +
+        corrupt("magazine " + std::to_string(m) + " entry " + std::to_string(idx) +
                 " is not a free slot; dropped");
         continue;
       }
       mag.slots[kept++].store(idx, relaxed);
     }
+    fault::point("reclaim.validated");
     mag.count.store(kept, relaxed);
   }
   bool seen_before(std::uint32_t idx) {
@@ -236,9 +385,44 @@ private:
     ++rep_.magazines;
   }
 
+  // The record was scribbled: magazines it held may no longer be named in it. Their
+  // stamps still name it; take back those that nobody else holds now (not in the depot,
+  // not in another record, not in another context's won pop).
+  void rescue() SLAB_STEP_NOEXCEPT {
+    std::vector<std::uint8_t> in_depot;
+    if (!depot_members(r_, in_depot)) {
+      problem("the depot kept moving or is corrupt; its lost magazines are not rescued");
+      return;
+    }
+    for (std::uint32_t m = 0; m < r_.magazine_count(); ++m) {
+      if (!r_.has_magazine(m) || r_.mag(m).owner.load(relaxed) != stamp_of(dead_)) continue;
+      if (m < in_depot.size() && in_depot[m] != 0) continue;
+      if (held_elsewhere(m)) continue;
+      validate_contents(m);
+      rec_.spare.store(m, relaxed);
+      hand_over(rec_.spare);
+      ++rep_.rescued;
+    }
+    if (rep_.rescued != 0)
+      problem(std::to_string(rep_.rescued) + " magazine(s) it no longer named were rescued");
+  }
+  bool held_elsewhere(std::uint32_t m) {
+    for (std::uint32_t c = 0; c < r_.context_count(); ++c) {
+      if (c == dead_) continue;
+      const context_record& o = r_.context(c);
+      if (holds(o, m)) return true;
+      const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
+      if ((op == intent_op::pop_full || op == intent_op::pop_empty) &&
+          o.intent.arg.load(relaxed) == m)
+        return true;
+    }
+    return false;
+  }
+
   R& r_;
   context_record& rec_;
   std::uint32_t dead_;
+  context_state prior_;
   cache<R>& by_;
   reclaim_report rep_;
   std::vector<std::uint32_t> seen_;
@@ -247,14 +431,17 @@ private:
 } // namespace detail
 
 /// Reclaims dead context `dead` through the reclaimer's cache `by`, then frees the
-/// record for reuse. The caller guarantees the owner is dead.
+/// record for reuse, or quarantines it when it was corrupt. The caller guarantees the
+/// owner is dead.
 template <region R>
 reclaim_report reclaim(R& r, std::uint32_t dead, cache<R>& by) SLAB_STEP_NOEXCEPT {
   context_record& rec = r.context(dead);
+  const auto prior = static_cast<context_state>(rec.state.load(std::memory_order_acquire));
   rec.state.store(static_cast<std::uint32_t>(context_state::dead), std::memory_order_release);
-  reclaim_report rep = detail::reclaimer<R>(r, dead, by).run();
+  reclaim_report rep = detail::reclaimer<R>(r, dead, prior, by).run();
   rec.active.store(0, relaxed);
-  rec.state.store(static_cast<std::uint32_t>(context_state::free), std::memory_order_release);
+  const context_state next = rep.corrupt ? context_state::quarantined : context_state::free;
+  rec.state.store(static_cast<std::uint32_t>(next), std::memory_order_release);
   return rep;
 }
 

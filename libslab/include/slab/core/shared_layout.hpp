@@ -11,6 +11,8 @@
 //   magazine.count/slots   only the magazine's owner (a context, or nobody while it sits
 //                          in the depot); published to the next owner by the depot CAS.
 //   magazine.next          whoever pushes it, before the push CAS.
+//   magazine.owner         the context that popped it, right after the pop CAS; cleared
+//                          (by CAS, from the stamp it had) right after the push CAS.
 //   context_record         its owner, except won[] (any context, fetch-max; wide_cell.hpp)
 //                          and state (the daemon).
 //   pool_state cells       any context, by wide_cell CAS only.
@@ -30,12 +32,22 @@ inline constexpr std::uint32_t magazine_slots = 32;
 inline constexpr std::uint32_t no_magazine = 0xFFFFFFFFU;
 inline constexpr std::uint32_t no_context = 0xFFFFFFFFU;
 
+/// A magazine's owner stamp: the context that holds it, plus one; 0 while it sits in the
+/// depot or has never been taken (fresh segments are zero-filled). Reclaim trusts a dead
+/// context's record to name a magazine only when the magazine's stamp names that
+/// context too (or the record's won pop explains why it does not yet), so a scribbled
+/// record cannot make the daemon hand out a magazine another context holds, or one that
+/// sits in the depot, a second time.
+inline constexpr std::uint32_t stamp_of(std::uint32_t ctx) noexcept { return ctx + 1; }
+inline constexpr std::uint32_t no_owner = 0;
+
 struct magazine {
   std::atomic<std::uint32_t> next{no_magazine}; ///< link while in a depot stack
   std::atomic<std::uint32_t> count{0};          ///< valid entries in slots[0, count)
+  std::atomic<std::uint32_t> owner{no_owner};   ///< stamp_of(holder), or no_owner
   std::atomic<std::uint32_t> slots[magazine_slots]{};
 };
-static_assert(sizeof(magazine) == 8 + 4 * magazine_slots);
+static_assert(sizeof(magazine) == 12 + 4 * magazine_slots);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 /// The wide cells of a pool, by number (context_record::won is indexed by it).
