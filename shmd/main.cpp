@@ -83,6 +83,19 @@ int parse_args(int argc, char** argv, args& a) {
   return -1; // go on
 }
 
+// Why shmd may not use a directory, and what to change: it runs as some user, which must
+// be able to write there.
+std::string dir_problem(const std::string& what, int err) {
+  std::string s = what + ": " + std::strerror(err);
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    s += " (shmd runs as uid " + std::to_string(::geteuid()) + ", gid " +
+         std::to_string(::getegid()) +
+         "; the directory must be writable by it: chown it to shmd's user, as the package's "
+         "tmpfiles.d/shmd.conf does, or point segment_dir/hugepage_dir elsewhere)";
+  }
+  return s;
+}
+
 // One shmd per segment directory: a second one would adopt the pools of the first while
 // it runs them (take over its own context, record 0, reclaim its clients' records). An
 // flock on a file in the directory, held until the process exits (the fd is never
@@ -91,7 +104,7 @@ void lock_segment_dir(const std::string& dir) {
   const std::string path = dir + "/.shmd.lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    throw slab::error(slab::errc::system, "cannot open " + path + ": " + std::strerror(errno));
+    throw slab::error(slab::errc::system, dir_problem("cannot open " + path, errno));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
@@ -121,7 +134,7 @@ slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
     if (dir->empty()) continue;
     if (::mkdir(dir->c_str(), 0700) != 0 && errno != EEXIST) {
       throw slab::error(slab::errc::system,
-                        "cannot create segment directory " + *dir + ": " + std::strerror(errno));
+                        dir_problem("cannot create segment directory " + *dir, errno));
     }
     lock_segment_dir(*dir);
   }

@@ -1,5 +1,6 @@
 #include "pool_owner.hpp"
 
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -29,6 +30,37 @@ errc errc_of(platform::sys_cause c) {
   return errc::system;
 }
 
+/// What the operator can change about a failure to map a pool's memory; the platform's
+/// message says what failed. `m` is null when the pool has no map yet.
+std::string remedy(const platform::sys_error& e, platform::pool_map* m, unsigned t) {
+  const std::string tier = "tier " + std::to_string(t);
+  switch (e.cause) {
+  case platform::sys_cause::hugepages: {
+    const std::size_t hp = platform::huge_page_size();
+    if (m == nullptr || hp == 0) break;
+    const std::uint64_t bytes = m->geometry().tier_slots(t) * m->geometry().stride;
+    const std::uint64_t pages = (bytes + hp - 1) / hp;
+    return "; " + tier + " needs " + std::to_string(pages) + " free hugepage" +
+           (pages == 1 ? "" : "s") + " of " + std::to_string(hp >> 20) +
+           " MiB for its slots: reserve them with vm.nr_hugepages (e.g. the shipped "
+           "60-shmd-hugepages.conf in /etc/sysctl.d, then `sysctl --system`), or set "
+           "hugepages = \"prefer\" to fall back to normal pages";
+  }
+  case platform::sys_cause::mlock: {
+    if (m == nullptr) break;
+    const slab::proto::tier_info& ti = m->info().tiers[t];
+    const std::uint64_t need = ti.meta_bytes + ti.data_bytes;
+    if (t != 0) return "; " + tier + " needs " + std::to_string(need) + " bytes locked";
+    return "; the pool needs " + std::to_string(need + m->info().control_bytes) +
+           " bytes locked to start (its control segment and tier 0)";
+  }
+  case platform::sys_cause::numa:
+    return "; set numa_node to a node that exists, or omit it for the local node";
+  default: break;
+  }
+  return {};
+}
+
 std::string mib(std::uint64_t bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
@@ -47,6 +79,11 @@ std::string describe_tier(const slab::proto::tier_info& ti) {
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.1f ms", static_cast<double>(ti.prepare_ns) / 1e6);
   return s + ", prepared in " + ms;
+}
+
+/// The pool header's record of a config mode.
+std::uint32_t header_mode(pool_mode m) {
+  return m == pool_mode::arena ? slab::proto::mode_arena : slab::proto::mode_slab;
 }
 
 } // namespace
@@ -77,17 +114,24 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
   spec.numa_node = cfg.numa_node;
   auto m = platform::pool_map::create(spec, store);
   if (!m) {
-    throw slab::error(errc_of(m.error().cause), "pool '" + cfg.name + "': " + m.error().what);
+    throw slab::error(errc_of(m.error().cause),
+                      "pool '" + cfg.name + "': " + m.error().what + remedy(m.error(), nullptr, 0));
   }
   p->map_ = std::move(m.value());
   p->map_->info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  p->map_->info().mode = header_mode(cfg.mode); // before any client can attach
   core::context_record& own = p->map_->context(0);
   own.state.store(static_cast<std::uint32_t>(core::context_state::active));
   own.pid.store(static_cast<std::uint32_t>(::getpid()));
   p->own_.emplace(*p->map_, 0);
   if (!p->own_->ready())
     throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
-  p->add_tier(0);
+  try {
+    p->add_tier(0);
+  } catch (const slab::error&) {
+    platform::pool_map::destroy(cfg.name, store); // a pool that never came up leaves no file
+    throw;
+  }
   return p;
 }
 
@@ -103,6 +147,8 @@ void pool_owner::check_matches_config() const {
   if (h.max_slots != want.max_slots) diff += " max_capacity " + std::to_string(h.max_slots);
   if (h.base_log2 != want.geo.base_log2())
     diff += " capacity " + std::to_string(1ULL << h.base_log2);
+  if (h.mode != header_mode(cfg_.mode))
+    diff += h.mode == slab::proto::mode_arena ? " mode \"arena\"" : " mode \"slab\"";
   if (!diff.empty()) {
     throw slab::error(errc::config, "pool '" + cfg_.name +
                                         "': its existing segments were made with" + diff +
@@ -158,9 +204,17 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
   for (std::uint32_t c = 1; c < m.context_count(); ++c) {
     core::context_record& rec = m.context(c);
     const auto st = static_cast<core::context_state>(rec.state.load());
+    if (st == core::context_state::quarantined) {
+      std::lock_guard<std::mutex> g(records_mu_);
+      assigned_.resize(m.context_count());
+      assigned_[c] = true;
+    }
     if (st != core::context_state::active && st != core::context_state::dead) continue;
     if (st == core::context_state::active && ::kill(static_cast<pid_t>(rec.pid.load()), 0) == 0) {
       orphans_.push_back({c, rec.pid.load()});
+      std::lock_guard<std::mutex> g(records_mu_);
+      assigned_.resize(m.context_count());
+      assigned_[c] = true;
     } else {
       reclaim(c);
       ++dead;
@@ -176,9 +230,9 @@ void pool_owner::add_tier(unsigned t) {
   slab::platform::pool_map& m = *map_;
   auto segs = m.create_tier(t);
   if (!segs) {
-    throw slab::error(errc_of(segs.error().cause), "pool '" + cfg_.name + "': tier " +
-                                                       std::to_string(t) + ": " +
-                                                       segs.error().what);
+    throw slab::error(errc_of(segs.error().cause),
+                      "pool '" + cfg_.name + "': tier " + std::to_string(t) + ": " +
+                          segs.error().what + remedy(segs.error(), &m, t));
   }
   {
     std::lock_guard<std::mutex> g(tiers_mu_);
@@ -210,7 +264,10 @@ void pool_owner::publish_tier(unsigned t) {
 }
 
 std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid) {
+  std::lock_guard<std::mutex> g(records_mu_);
+  assigned_.resize(map_->context_count());
   for (std::uint32_t c = 1; c < map_->context_count(); ++c) {
+    if (assigned_[c]) continue;
     core::context_record& rec = map_->context(c);
     auto expected = static_cast<std::uint32_t>(core::context_state::free);
     if (!rec.state.compare_exchange_strong(
@@ -219,6 +276,7 @@ std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid) {
     }
     rec.pid.store(pid, std::memory_order_relaxed);
     rec.incarnation.fetch_add(1, std::memory_order_relaxed);
+    assigned_[c] = true;
     return c;
   }
   return std::nullopt;
@@ -237,14 +295,43 @@ bool pool_owner::maybe_grow(bool urgent) {
   const std::uint64_t ready = ready_slots();
   const auto threshold = static_cast<std::uint64_t>(cfg_.grow_at * static_cast<double>(ready));
   if (!urgent && live_estimate() < threshold) return false;
+  // failed_growths_ counts the calls since growth first failed. The next attempts come
+  // 1, 2, 4, ... 1024 calls later (the worker calls about every millisecond), then every
+  // 1024th: a lasting shortage costs an attempt a second, not a thousand.
+  unsigned n = 0;
+  if (failed_growths_ != 0) {
+    n = failed_growths_++;
+    if (n % 1024 != 0 && !std::has_single_bit(n)) return false;
+  }
   try {
     add_tier(next);
+    if (n != 0) log_notice("pool '" + cfg_.name + "': tier " + std::to_string(next) + " added");
     failed_growths_ = 0;
     return true;
   } catch (const slab::error& e) {
-    if (failed_growths_++ % 1000 == 0) log_error(std::string(e.what()) + " (will retry)");
+    if (n == 0) {
+      failed_growths_ = 1;
+      log_error(std::string(e.what()) + "; the pool stays at " + std::to_string(ready) +
+                " slots meanwhile (a client that runs dry gets errc::exhausted after its "
+                "grow_wait); retrying, at most once a second");
+    } else if (n % (64 * 1024) == 0) {
+      log_error(std::string(e.what()) + " (still failing; the pool stays at " +
+                std::to_string(ready) + " slots)");
+    }
+    std::lock_guard<std::mutex> g(failures_mu_);
+    ++failures_.count;
+    failures_.last_unix_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    failures_.last = e.what();
     return false;
   }
+}
+
+pool_owner::growth_failures pool_owner::failures() const {
+  std::lock_guard<std::mutex> g(failures_mu_);
+  return failures_;
 }
 
 void pool_owner::reclaim(std::uint32_t ctx) { reclaim_record(ctx, *own_); }
@@ -253,21 +340,50 @@ void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_ma
   core::context_record& rec = map_->context(ctx);
   slab::proto::pool_header& h = map_->info();
   const std::uint32_t pid = rec.pid.load();
-  h.retired_allocs.fetch_add(rec.counters.allocs.exchange(0), std::memory_order_relaxed);
-  h.retired_frees.fetch_add(rec.counters.frees.exchange(0), std::memory_order_relaxed);
+  const std::uint64_t allocs = rec.counters.allocs.exchange(0);
+  const std::uint64_t frees = rec.counters.frees.exchange(0);
   const auto t0 = std::chrono::steady_clock::now();
   const core::reclaim_report rep = core::reclaim(*map_, ctx, by);
   const auto us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
   h.reclaims.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> g(records_mu_);
+    assigned_.resize(map_->context_count());
+    assigned_[ctx] = rep.corrupt; // a quarantined record is never handed out again
+  }
   std::string msg = "pool '" + cfg_.name + "': reclaimed context " + std::to_string(ctx) +
                     " of pid " + std::to_string(pid) + ": " + std::to_string(rep.magazines) +
                     " magazines back to the depot, " + std::to_string(rep.slots_adopted) +
-                    " slots moved one by one, in " + std::to_string(us) + " us; " + rep.resolved;
-  log_info(msg);
+                    " slots moved one by one, " + std::to_string(rep.claims_released) +
+                    " claimed slot(s) given back, in " + std::to_string(us) + " us; " +
+                    rep.resolved;
+  if (!rep.corrupt) {
+    h.retired_allocs.fetch_add(allocs, std::memory_order_relaxed);
+    h.retired_frees.fetch_add(frees, std::memory_order_relaxed);
+    log_info(msg);
+    for (const std::string& p : rep.problems)
+      log_warning("pool '" + cfg_.name + "': " + p);
+    return;
+  }
+  // Its counters are as untrustworthy as the rest of it: count the live slots instead.
+  recount_live();
+  log_error(msg + "; its record was corrupt: quarantined (never reused), " +
+            std::to_string(rep.rescued) + " magazine(s) it held rescued by their stamps");
   for (const std::string& p : rep.problems)
-    log_warning("pool '" + cfg_.name + "': " + p);
+    log_error("pool '" + cfg_.name + "': " + p);
+}
+
+void pool_owner::recount_live() {
+  platform::pool_map& m = *map_;
+  const std::uint64_t used = m.state().cell(core::cell_id::fresh).peek().value;
+  std::uint64_t live = 0;
+  for (std::uint64_t i = 0; i < used; ++i)
+    live += core::gen_live(m.header(static_cast<std::uint32_t>(i)).gen()) ? 1U : 0U;
+  // Modular: the estimate becomes the count (clients keep moving it meanwhile; it is an
+  // estimate for growth and status, never for correctness).
+  m.info().retired_allocs.fetch_add(live - m.live_estimate(), std::memory_order_relaxed);
 }
 
 } // namespace shmd

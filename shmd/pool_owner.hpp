@@ -65,6 +65,15 @@ public:
   [[nodiscard]] std::uint64_t live_estimate() noexcept;
   [[nodiscard]] std::uint64_t ready_slots() noexcept;
 
+  /// Tiers that could not be added since this shmd started, and why the last one failed
+  /// (for observers: slabctl status). Any thread.
+  struct growth_failures {
+    std::uint32_t count = 0;
+    std::uint64_t last_unix_ns = 0;
+    std::string last;
+  };
+  [[nodiscard]] growth_failures failures() const;
+
 private:
   explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
   void add_tier(unsigned t);
@@ -72,13 +81,22 @@ private:
   void adopt(std::vector<slab::platform::tier_segments> tiers);
   void check_matches_config() const;
   void reclaim_record(std::uint32_t ctx, slab::core::cache<slab::platform::pool_map>& by);
+  /// Resets the live estimate to the number of live slot headers (after a corrupt record).
+  void recount_live();
 
   pool_config cfg_;
   std::unique_ptr<slab::platform::pool_map> map_;
   std::optional<slab::core::cache<slab::platform::pool_map>> own_; // context 0
   std::mutex tiers_mu_;
+  // Which records shmd handed out and has not reclaimed (quarantined ones forever). The
+  // shared state field says the same, but a client can scribble over it: a record it
+  // zeroed must not look free to the next client before shmd has reclaimed it.
+  std::mutex records_mu_;
+  std::vector<bool> assigned_;
   std::vector<slab::platform::tier_segments> tiers_;
   unsigned failed_growths_ = 0;
+  mutable std::mutex failures_mu_;
+  growth_failures failures_;
   bool warned_fallback_ = false;
   std::vector<orphan> orphans_;
 };

@@ -27,12 +27,13 @@ using namespace detail; // NOLINT(google-build-using-namespace): this library's 
 
 // ---- /proc/meminfo ---------------------------------------------------------------
 
-/// The number after "Key:" in a /proc/meminfo line, if the line has that key.
+/// The number after "Key:" in a /proc/meminfo (or /proc/self/status) line, if the line
+/// has that key.
 bool meminfo_value(std::string_view line, std::string_view key, std::uint64_t& out) {
   if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':')
     return false;
   std::string_view rest = line.substr(key.size() + 1);
-  const std::size_t start = rest.find_first_not_of(' ');
+  const std::size_t start = rest.find_first_not_of(" \t");
   if (start == std::string_view::npos) return false;
   rest.remove_prefix(start);
   return std::from_chars(rest.data(), rest.data() + rest.size(), out).ec == std::errc{};
@@ -173,6 +174,17 @@ std::string describe_nodes() {
   return std::to_string(n) + (n == 1 ? " node: " : " nodes: ") + list;
 }
 
+/// Bytes this process has locked (VmLck of /proc/self/status; hugetlb pages are not
+/// counted there, nor against RLIMIT_MEMLOCK beyond the one call that locks them).
+std::uint64_t locked_now() {
+  std::ifstream in("/proc/self/status");
+  std::uint64_t kib = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (meminfo_value(line, "VmLck", kib)) break;
+  }
+  return kib * 1024;
+}
+
 } // namespace
 
 std::size_t normal_page_size() noexcept {
@@ -262,8 +274,10 @@ status lock(void* addr, std::size_t bytes) {
   const int e = errno;
   return fail(e,
               "mlock of " + format_bytes(bytes) + ": " + errno_text(e) + " (RLIMIT_MEMLOCK is " +
-                  format_limit(memlock_limit()) +
-                  "; raise it with ulimit -l or LimitMEMLOCK=, or grant CAP_IPC_LOCK)",
+                  format_limit(memlock_limit()) + ", " + format_bytes(locked_now()) +
+                  " of it locked already; raise it: LimitMEMLOCK=infinity in the systemd "
+                  "unit, `ulimit -l unlimited` in the shell that starts the process, or grant "
+                  "it CAP_IPC_LOCK)",
               sys_cause::mlock);
 }
 

@@ -7,6 +7,9 @@
 #include <memory>
 #include <new>
 
+#include <fcntl.h>
+#include <sys/statfs.h>
+
 #include <slab/core/layout.hpp>
 
 #include "internal.hpp"
@@ -49,6 +52,60 @@ bool meta_can_be_huge(const proto::pool_geometry& g, std::size_t huge) {
 std::uint64_t header_bytes_of(std::uint64_t slots) { return slots * sizeof(core::shared_header); }
 std::uint64_t magazine_bytes_of(std::uint64_t slots) {
   return slots / core::magazine_slots * sizeof(core::magazine);
+}
+
+/// Where a new segment lives, for messages: its path, or the memfd's name.
+std::string segment_path(const segment_store& store, const std::string& name, bool huge) {
+  const std::string& dir = huge ? store.huge_dir : store.normal_dir;
+  return dir.empty() ? "memfd '" + name + "'" : dir + "/" + name;
+}
+
+/// Gives the file's pages to [offset, offset + bytes) now (fallocate), so that a full
+/// tmpfs or hugetlbfs is an ENOSPC naming the file, never a SIGBUS at a first touch. A
+/// tmpfs with too little room is refused before allocating, so that a retried growth
+/// never fills it to the brim for everyone else on it. (Not hugetlbfs: there the
+/// mapping already holds a reservation of its pages, which its free count leaves out.)
+status allocate_file(int fd, std::uint64_t offset, std::uint64_t bytes, const std::string& what,
+                     bool huge) {
+  struct statfs fs {};
+  const bool limited = ::fstatfs(fd, &fs) == 0 && fs.f_blocks != 0 && fs.f_bsize > 0 && !huge;
+  const std::uint64_t unit = limited ? static_cast<std::uint64_t>(fs.f_bsize) : 0;
+  const std::uint64_t room = limited ? std::uint64_t{fs.f_bavail} * unit : 0;
+  int e = 0;
+  if (limited && room < bytes) {
+    e = ENOSPC;
+  } else if (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
+    e = errno;
+  }
+  if (e == 0 || e == EOPNOTSUPP) return ok_t{}; // no fallocate there: the faults decide
+  std::string msg =
+      "allocating " + format_bytes(bytes) + " of " + what + " (fallocate): " + errno_text(e);
+  if (e == ENOSPC) {
+    msg += " (ENOSPC: ";
+    msg += limited ? "its file system has " + format_bytes(room) + " free of " +
+                         format_bytes(std::uint64_t{fs.f_blocks} * unit)
+                   : "its file system is full";
+    msg += huge ? "; " + describe_pool(query_hugepages()) + ", or the hugetlbfs mount's size="
+                : "; free space there, or enlarge it (the size= of its tmpfs mount)";
+    msg += ")";
+  }
+  return fail(e, msg, huge ? sys_cause::hugepages : sys_cause::memory);
+}
+
+/// Fresh memory of a new segment made ready, in the one order that keeps every promise:
+/// bound to its node before any page exists (mbind moves nothing already placed, and the
+/// file's pages follow the mapping's policy), the pages allocated in the file, then
+/// faulted in and locked. Errors name the segment.
+status prepare_new(void* addr, int fd, std::uint64_t offset, std::uint64_t bytes, std::size_t page,
+                   int node, const std::string& what, bool huge) {
+  if (node >= 0) {
+    if (status s = bind_to_node(addr, bytes, node); !s) return s;
+  }
+  if (status s = allocate_file(fd, offset, bytes, what, huge); !s) return s;
+  if (status s = prepare_fresh(addr, bytes, page, -1, true); !s) {
+    return fail(s.error().err, what + ": " + s.error().what, s.error().cause);
+  }
+  return ok_t{};
 }
 
 } // namespace
@@ -117,11 +174,27 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec,
   const control_layout cl = control_for(p->geo_.contexts, p->extra_);
   result<segment> seg = create_segment(control_name(spec.name), cl.bytes, page_policy::off, store);
   if (!seg) return seg.error();
+  // A pool that fails to come up leaves no file behind: a stray control segment would be
+  // taken for a pool at the next start.
+  struct remove_on_fail {
+    const std::string& name;
+    const segment_store& store;
+    bool armed = true;
+    ~remove_on_fail() {
+      if (armed) pool_map::destroy(name, store);
+    }
+  } guard{spec.name, store};
   p->store_ = store;
   p->control_ = std::move(seg.value().fd);
   p->control_bytes_ = cl.bytes;
-  if (status s = p->map_control(true); !s) return s.error();
-  if (status s = prepare_fresh(p->hdr_, cl.bytes, normal_page_size(), spec.numa_node, true); !s) {
+  // Not populated yet: its pages come after the NUMA binding (prepare_new).
+  result<void*> cm = map_segment(p->control_.get(), 0, cl.bytes, nullptr, true, false);
+  if (!cm) return cm.error();
+  p->hdr_ = static_cast<proto::pool_header*>(cm.value());
+  if (status s = prepare_new(
+          p->hdr_, p->control_.get(), 0, cl.bytes, normal_page_size(), spec.numa_node,
+          "control segment " + segment_path(store, control_name(spec.name), false), false);
+      !s) {
     return s.error();
   }
 
@@ -172,6 +245,7 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec,
   if (status s = p->reserve_ranges(); !s) return s.error();
   // The magic last: a segment whose creator died half-way is never taken for a pool.
   std::atomic_ref<std::uint64_t>(h.magic).store(proto::pool_magic, std::memory_order_release);
+  guard.armed = false;
   return p;
 }
 
@@ -316,6 +390,16 @@ result<tier_segments> pool_map::create_tier(unsigned t) {
              (meta.value().huge ? proto::tier_meta_huge : 0U) |
              (data.value().fallback.empty() ? 0U : proto::tier_fallback);
   if (status s = map_tier_locked(t, meta.value().fd.get(), data.value().fd.get(), true); !s) {
+    // Nothing of the tier stays: its reserved ranges back to PROT_NONE (which frees what
+    // was allocated of it), its files gone, so that a retry starts afresh.
+    const std::uint64_t first = geo_.geo.tier_begin(t);
+    unmap_segment(headers_ + first, header_bytes_of(n), true);
+    unmap_segment(data_ + first * geo_.stride, n * geo_.stride, true);
+    unmap_segment(tier_mags_[t], tier_mag_bytes_[t], false);
+    tier_mags_[t] = nullptr;
+    tier_mag_bytes_[t] = 0;
+    remove_segment(tier_name(pool, t, "meta"), store_);
+    remove_segment(tier_name(pool, t, "data"), store_);
     return s.error();
   }
   ti.flags |= proto::tier_locked;
@@ -358,7 +442,8 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
                 "tier " + std::to_string(t) + ": segment sizes disagree with the pool header",
                 sys_cause::invalid_argument);
   }
-  const bool populate = true;
+  // A fresh tier is populated by prepare_new, after its NUMA binding.
+  const bool populate = !fresh;
   result<void*> h =
       map_segment(meta_fd, 0, header_bytes_of(n), headers_ + first, writable_, populate);
   if (!h) return h.error();
@@ -367,16 +452,29 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
   if (!m) return m.error();
   tier_mags_[t] = static_cast<core::magazine*>(m.value());
   tier_mag_bytes_[t] = mag_len;
-  result<void*> d = map_segment(data_fd, 0, n * geo_.stride, data_ + first * geo_.stride, writable_,
-                                populate && !fresh);
+  result<void*> d =
+      map_segment(data_fd, 0, n * geo_.stride, data_ + first * geo_.stride, writable_, populate);
   if (!d) return d.error();
   if (fresh) {
-    const std::size_t meta_page =
-        (ti.flags & proto::tier_meta_huge) != 0 ? huge_page_size() : normal_page_size();
-    if (status s = prepare_fresh(h.value(), header_bytes_of(n), meta_page, ti.numa_node, true); !s)
+    const bool meta_huge = (ti.flags & proto::tier_meta_huge) != 0;
+    const bool data_huge = (ti.flags & proto::tier_huge) != 0;
+    const std::size_t meta_page = meta_huge ? huge_page_size() : normal_page_size();
+    const std::string pool(proto::get_text(hdr_->name));
+    const std::string meta_what =
+        "meta segment " + segment_path(store_, tier_name(pool, t, "meta"), meta_huge);
+    const std::string data_what =
+        "data segment " + segment_path(store_, tier_name(pool, t, "data"), data_huge);
+    if (status s = prepare_new(h.value(), meta_fd, 0, header_bytes_of(n), meta_page, ti.numa_node,
+                               meta_what, meta_huge);
+        !s)
       return s;
-    if (status s = prepare_fresh(m.value(), mag_len, meta_page, ti.numa_node, true); !s) return s;
-    if (status s = prepare_fresh(d.value(), n * geo_.stride, ti.page_size, ti.numa_node, true); !s)
+    if (status s = prepare_new(m.value(), meta_fd, header_bytes_of(n), mag_len, meta_page,
+                               ti.numa_node, meta_what, meta_huge);
+        !s)
+      return s;
+    if (status s = prepare_new(d.value(), data_fd, 0, n * geo_.stride, ti.page_size, ti.numa_node,
+                               data_what, data_huge);
+        !s)
       return s;
     for (std::uint64_t i = 0; i < n / core::magazine_slots; ++i)
       ::new (&tier_mags_[t][i]) core::magazine();

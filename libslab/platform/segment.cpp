@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "internal.hpp"
@@ -39,6 +40,17 @@ struct unlink_on_fail {
   }
 };
 
+// A hugetlbfs mount with a size= limit refuses a reservation beyond it however many
+// hugepages are free: "; the hugetlbfs mount holding DIR has 1 of its 2 pages free".
+std::string mount_room(int fd, const std::string& dir, std::size_t len) {
+  struct statfs fs {};
+  if (dir.empty() || ::fstatfs(fd, &fs) != 0 || fs.f_blocks == 0 || fs.f_bsize <= 0) return {};
+  const auto unit = static_cast<std::uint64_t>(fs.f_bsize);
+  if (std::uint64_t{fs.f_bavail} * unit >= len) return {};
+  return "; the hugetlbfs mount holding " + dir + " has " + std::to_string(fs.f_bavail) +
+         " of its " + std::to_string(fs.f_blocks) + " pages free (its size= option)";
+}
+
 result<segment> make_segment(const std::string& dir, const std::string& name, std::size_t bytes,
                              std::size_t page, bool huge) {
   const std::size_t len = round_up(bytes, page);
@@ -64,7 +76,7 @@ result<segment> make_segment(const std::string& dir, const std::string& name, st
       const int e = errno;
       return fail(e,
                   "reserving " + what + ": " + errno_text(e) + " (" +
-                      describe_pool(query_hugepages()) + ")",
+                      describe_pool(query_hugepages()) + mount_room(fd.get(), dir, len) + ")",
                   sys_cause::hugepages);
     }
     ::munmap(p, len);

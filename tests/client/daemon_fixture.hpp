@@ -51,6 +51,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -432,6 +433,8 @@ struct pool_cfg {
   std::uint32_t contexts = 64;
   std::string hugepages = "off";
   double grow_at = 0.75;
+  std::optional<int> numa_node; ///< unset: the key is omitted (local node)
+  std::string mode;             ///< "slab" or "arena"; empty: the key is omitted (slab)
 };
 
 struct daemon_cfg {
@@ -449,6 +452,15 @@ struct daemon_cfg {
   /// closed once shmd is ready: sd_notify blocks on a full datagram queue (10 by
   /// default, one STATUS= a second), which would stall shmd's worker in a long test.
   bool keep_notify = false;
+  /// hugepage_dir for shmd: "" (the default) makes hugepage segments memfds.
+  std::string hugepage_dir;
+  /// Run shmd as this uid (and gid) instead of the test's, with no supplementary groups
+  /// (needs root). The fixture gives the segment directory it makes to that uid; the
+  /// socket's directory must let it in and write (dir_mode 0777).
+  std::optional<std::uint32_t> run_as;
+  /// RLIMIT_MEMLOCK (soft and hard) for shmd, in bytes. Root ignores it (CAP_IPC_LOCK):
+  /// combine with run_as.
+  std::optional<std::uint64_t> memlock_limit;
 };
 
 inline std::string toml_list(const std::vector<std::uint32_t>& v) {
@@ -465,7 +477,7 @@ inline std::string config_text(const daemon_cfg& cfg, const std::string& socket,
   o << "[daemon]\n"
     << "socket = \"" << socket << "\"\n"
     << "segment_dir = \"" << segment_dir << "\"\n"
-    << "hugepage_dir = \"\"\n"
+    << "hugepage_dir = \"" << cfg.hugepage_dir << "\"\n"
     << "log_level = \"" << cfg.log_level << "\"\n"
     << "allow_uids = " << toml_list(cfg.allow_uids) << "\n"
     << "allow_gids = " << toml_list(cfg.allow_gids) << "\n";
@@ -478,6 +490,8 @@ inline std::string config_text(const daemon_cfg& cfg, const std::string& socket,
       << "contexts = " << p.contexts << "\n"
       << "hugepages = \"" << p.hugepages << "\"\n"
       << "grow_at = " << p.grow_at << "\n";
+    if (p.numa_node) o << "numa_node = " << *p.numa_node << "\n";
+    if (!p.mode.empty()) o << "mode = \"" << p.mode << "\"\n";
   }
   return o.str();
 }
@@ -544,10 +558,11 @@ struct shmd_run {
 namespace detail {
 
 /// fork + exec shmd with stdout/stderr to files, stdin from /dev/null, NOTIFY_SOCKET set
-/// (or unset), and optionally as another user.
+/// (or unset), and optionally as another user and under an RLIMIT_MEMLOCK.
 inline pid_t start_shmd(const std::vector<std::string>& args, const std::string& out_path,
                         const std::string& err_path, const std::string& notify_path,
-                        std::optional<std::uint32_t> run_as = std::nullopt) {
+                        std::optional<std::uint32_t> run_as = std::nullopt,
+                        std::optional<std::uint64_t> memlock_limit = std::nullopt) {
   fd_handle out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   fd_handle err(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0 || err.get() < 0) fail_errno("open " + err_path);
@@ -574,6 +589,13 @@ inline pid_t start_shmd(const std::vector<std::string>& args, const std::string&
       ::unsetenv("NOTIFY_SOCKET");
     else
       ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+    if (memlock_limit) {
+      const rlimit rl{static_cast<rlim_t>(*memlock_limit), static_cast<rlim_t>(*memlock_limit)};
+      if (::setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
+        std::perror("setrlimit(RLIMIT_MEMLOCK)");
+        ::_exit(124);
+      }
+    }
     if (run_as) {
       const auto id = static_cast<uid_t>(*run_as);
       if (::setgroups(0, nullptr) != 0 || ::setgid(id) != 0 || ::setuid(id) != 0) {
@@ -595,13 +617,14 @@ inline pid_t start_shmd(const std::vector<std::string>& args, const std::string&
 /// messages. `dir` holds its output files and notify socket.
 inline shmd_run run_shmd(const temp_dir& dir, const std::vector<std::string>& args,
                          milliseconds timeout = 10s,
-                         std::optional<std::uint32_t> run_as = std::nullopt) {
+                         std::optional<std::uint32_t> run_as = std::nullopt,
+                         std::optional<std::uint64_t> memlock_limit = std::nullopt) {
   static int serial = 0;
   const std::string tag = "run" + std::to_string(++serial);
   notify_socket notify(dir.file(tag + ".notify"));
   if (run_as) ::chmod(notify.path().c_str(), 0666);
   const pid_t pid = detail::start_shmd(args, dir.file(tag + ".out"), dir.file(tag + ".err"),
-                                       notify.path(), run_as);
+                                       notify.path(), run_as, memlock_limit);
   shmd_run r;
   r.status = wait_for_exit(pid, timeout);
   notify.drain(r.notifications);
@@ -620,6 +643,10 @@ public:
     if (!cfg_.segment_dir) {
       segments_.emplace("/dev/shm");
       cfg_.segment_dir = segments_->path();
+      if (cfg_.run_as && ::chown(segments_->path().c_str(), static_cast<uid_t>(*cfg_.run_as),
+                                 static_cast<gid_t>(*cfg_.run_as)) != 0) {
+        fail_errno("chown " + segments_->path());
+      }
     }
     write_file(config_, config_text(cfg_, socket_, *cfg_.segment_dir));
     start();
@@ -642,8 +669,9 @@ private:
 
   void start() {
     notify_.emplace(dir_.file("notify" + std::to_string(runs_) + ".sock"));
+    if (cfg_.run_as) ::chmod(notify_->path().c_str(), 0666);
     pid_ = detail::start_shmd({"--config", config_}, dir_.file("shmd.out"), err_file(runs_),
-                              notify_->path());
+                              notify_->path(), cfg_.run_as, cfg_.memlock_limit);
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     for (;;) {
       notify_->receive(notes_, 20ms);
