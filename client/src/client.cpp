@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -245,9 +246,31 @@ raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_ma
   }
 }
 
-raw_pool::~raw_pool() { session_->close(name_, ctx_); }
+raw_pool::~raw_pool() {
+  if (cells_ != nullptr) ::munmap(cells_, cells_bytes_);
+  session_->close(name_, ctx_);
+}
 
-std::optional<key> raw_pool::wait_for_growth() noexcept {
+core::slot_header* raw_pool::share_cells() {
+  if (cells_ != nullptr) return cells_;
+  // One 8-byte cell per slot the pool may ever hold: virtual space only (MAP_NORESERVE);
+  // a page is backed when a shared_slot first counts a slot in it.
+  const std::size_t bytes =
+      static_cast<std::size_t>(map_->info().max_slots) * sizeof(core::slot_header);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    throw error(errc::out_of_memory, "pool '" + name_ + "': cannot reserve " +
+                                         std::to_string(bytes) +
+                                         " bytes for shared_slot counts: " + std::strerror(e));
+  }
+  cells_ = static_cast<core::slot_header*>(p);
+  cells_bytes_ = bytes;
+  return cells_;
+}
+
+std::optional<key> raw_pool::wait_for_growth(std::uint32_t* claim_entry) noexcept {
   session_->nudge(name_);
   const auto deadline = std::chrono::steady_clock::now() + opt_.grow_wait;
   for (unsigned round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
@@ -256,10 +279,23 @@ std::optional<key> raw_pool::wait_for_growth() noexcept {
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
-    const key k = cache_.alloc();
+    const key k = claim_entry != nullptr ? cache_.claim(*claim_entry) : cache_.alloc();
     if (k) return k;
   }
   return std::nullopt;
+}
+
+key raw_pool::claim(std::uint32_t& entry) {
+  const key k = cache_.claim(entry);
+  if (k) return k;
+  const std::string name(proto::get_text(map_->info().name));
+  if (entry == core::claim_slots) {
+    throw error(errc::exhausted, "pool '" + name + "': this context already has " +
+                                     std::to_string(core::claim_slots) +
+                                     " claims pending; write or drop one first");
+  }
+  if (const std::optional<key> g = wait_for_growth(&entry)) return *g;
+  throw_exhausted();
 }
 
 std::optional<key> raw_pool::try_alloc() noexcept {
@@ -270,6 +306,10 @@ std::optional<key> raw_pool::try_alloc() noexcept {
 
 key raw_pool::alloc() {
   if (const std::optional<key> k = try_alloc()) return *k;
+  throw_exhausted();
+}
+
+void raw_pool::throw_exhausted() const {
   const core::pool_state& st = map_->state();
   const std::string name(proto::get_text(map_->info().name));
   const std::uint64_t ready = st.ready_slots.load();
@@ -291,6 +331,7 @@ pool_stats raw_pool::stats() const {
   s.max_slots = h.max_slots;
   s.tiers = h.tiers_published.load();
   s.live = map_->live_estimate();
+  s.arena = arena();
   s.hugepages = s.tiers > 0;
   for (unsigned t = 0; t < s.tiers; ++t) {
     s.hugepages = s.hugepages && (h.tiers[t].flags & proto::tier_huge) != 0;
@@ -323,6 +364,24 @@ std::unique_ptr<detail::raw_pool> client::open_raw(std::string_view name, std::s
                                          std::string(name) + "'");
   }
   return std::make_unique<detail::raw_pool>(session_, std::move(p.map), p.context, opt_);
+}
+
+std::unique_ptr<detail::raw_pool> client::open_raw(std::string_view name, std::size_t size,
+                                                   std::size_t align, std::uint32_t mode) {
+  std::unique_ptr<detail::raw_pool> p = open_raw(name, size, align);
+  if (p->arena() && mode != proto::mode_arena) {
+    throw error(errc::not_supported,
+                "pool '" + std::string(name) +
+                    "' is an arena (mode = \"arena\" in shmd's config): its values are never "
+                    "erased, so it cannot be opened as slab::pool<T>; use client::open_arena<T>");
+  }
+  if (!p->arena() && mode == proto::mode_arena) {
+    throw error(errc::not_supported,
+                "pool '" + std::string(name) +
+                    "' is not an arena (its mode is \"slab\"): its slots are freed and "
+                    "reused, so get must check generations; use client::open<T>");
+  }
+  return p; // the refused context closes as p goes
 }
 
 std::uint32_t client::daemon_pid() const noexcept { return session_->daemon_pid(); }

@@ -16,6 +16,20 @@
 //
 // T lives in shared memory: it must not hold pointers into one process's memory, and
 // its destructor runs in whichever process erases it (exactly once, however many race).
+//
+// Handles (slab/handles.hpp) work here too, as process-local owners:
+//   slab::pool_unique_slot<Order> u = orders.make_unique(42, 100.5);  // erased when u dies
+//   slab::pool_shared_slot<Order> s = orders.make_shared(7, 99.0);    // by the last copy
+// They own the value in this process only. Another process holding the key can still
+// erase it; the handle's own erase is then refused (the generation check), and its
+// pointer must not be used. A process that dies leaves its handles' values live, like
+// every value of a dead client (other processes may hold their keys). shared_slot's
+// count is this process's: a count in shared memory would need each holder's references
+// recorded per process so that shmd could drop a dead holder's share, which costs every
+// copy a shared write; that is not worth it when a key can be passed around for free.
+//
+// A pool with mode = "arena" in shmd's config never frees a slot: open it with
+// client::open_arena<T>, whose get skips the generation check and has no erase.
 #pragma once
 
 #include <chrono>
@@ -30,7 +44,9 @@
 #include <utility>
 
 #include <slab/core/cache.hpp>
+#include <slab/core/slot_header.hpp>
 #include <slab/error.hpp>
+#include <slab/handles.hpp>
 #include <slab/key.hpp>
 #include <slab/platform/pool_map.hpp>
 
@@ -55,6 +71,7 @@ struct pool_stats {
   unsigned tiers = 0;
   bool hugepages = false; ///< every tier's data on hugepages
   bool fell_back = false; ///< `prefer` fell back to normal pages somewhere
+  bool arena = false;     ///< mode = "arena": nothing is ever erased
 };
 
 namespace detail {
@@ -74,6 +91,14 @@ public:
   key alloc();
   /// The same without throwing: nullopt when no slot could be had in grow_wait.
   std::optional<key> try_alloc() noexcept;
+  /// Two-phase allocation (core::cache::claim): a slot taken and recorded as claimed in
+  /// claims[entry] of this context's record until commit_claim (live from then on) or
+  /// abandon_claim, so that shmd gives it back if this process dies first. Waits for growth like
+  /// alloc; throws exhausted when no slot came, or when claim_slots claims of this context are
+  /// pending.
+  key claim(std::uint32_t& entry);
+  void commit_claim(std::uint32_t entry, key k) noexcept { cache_.commit_claim(entry, k); }
+  void abandon_claim(std::uint32_t entry, key k) noexcept { cache_.abandon_claim(entry, k); }
   /// Payload address of a live key, or nullptr.
   void* get(key k) noexcept {
     const std::uint32_t idx = k.index();
@@ -83,6 +108,11 @@ public:
     if (g != k.generation() || !core::gen_live(g)) return nullptr;
     return m.payload(idx);
   }
+  /// An arena's get: the payload of a mapped slot, or nullptr; no generation check.
+  void* get_unchecked(key k) noexcept {
+    const std::uint32_t idx = k.index();
+    return map_->has_slot(idx) ? map_->payload(idx) : nullptr;
+  }
   template <class F> bool free(key k, F&& on_claimed) noexcept {
     return cache_.free(k, std::forward<F>(on_claimed));
   }
@@ -90,10 +120,18 @@ public:
   [[nodiscard]] pool_stats stats() const;
   [[nodiscard]] std::uint32_t slot_size() const noexcept { return map_->info().slot_size; }
   [[nodiscard]] std::uint32_t context() const noexcept { return ctx_; }
+  [[nodiscard]] bool arena() const noexcept { return map_->info().mode == proto::mode_arena; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
   platform::pool_map& map() noexcept { return *map_; }
+  /// The count cells of this process's shared_slots, one per slot index: a private
+  /// anonymous range of max_slots cells, reserved on first use and touched only where
+  /// used. Throws slab::error(out_of_memory) when it cannot be reserved.
+  core::slot_header* share_cells();
 
 private:
-  std::optional<key> wait_for_growth() noexcept;
+  /// Retries alloc (or claim into *claim_entry) while shmd grows the pool, up to grow_wait.
+  std::optional<key> wait_for_growth(std::uint32_t* claim_entry = nullptr) noexcept;
+  [[noreturn]] void throw_exhausted() const;
 
   std::shared_ptr<session> session_;
   std::shared_ptr<platform::pool_map> map_;
@@ -101,9 +139,13 @@ private:
   std::uint32_t ctx_;
   client_options opt_;
   core::cache<platform::pool_map> cache_;
+  core::slot_header* cells_ = nullptr; // share_cells(), mapped on first use
+  std::size_t cells_bytes_ = 0;
 };
 
 } // namespace detail
+
+template <class T> class arena_pool;
 
 template <class T> class pool {
   static_assert(std::is_object_v<T> && !std::is_const_v<T>);
@@ -133,9 +175,53 @@ public:
   }
   [[nodiscard]] pool_stats stats() const { return raw_->stats(); }
 
+  /// emplace, owned in this process by a move-only handle that erases when it dies.
+  template <class... Args> unique_slot<T, pool> make_unique(Args&&... args) {
+    const key k = emplace(std::forward<Args>(args)...);
+    return unique_slot<T, pool>(this, k, value_at(k));
+  }
+  /// emplace, owned by handles counted in this process; the last one erases.
+  template <class... Args> shared_slot<T, pool> make_shared(Args&&... args) {
+    core::slot_header* const cells = raw_->share_cells(); // before the value: may throw
+    const key k = emplace(std::forward<Args>(args)...);
+    core::slot_header* const c = cells + k.index();
+    c->gen = k.generation();
+    c->aux = 1;
+    return shared_slot<T, pool>(this, k, value_at(k), c);
+  }
+
+  /// Two-phase allocation: a slot reserved now, constructed by the guard's write(args...),
+  /// which returns its key (key() tells it before). A guard dropped unwritten gives the
+  /// slot back, and so does shmd if this process dies first (the claim is recorded in
+  /// this context's record). At most core::claim_slots (4) claims pending per pool<T>;
+  /// throws slab::error(exhausted) beyond that, or when the pool has no slot (as emplace).
+  claim_guard<T, pool> claim() {
+    std::uint32_t entry = 0;
+    const key k = raw_->claim(entry);
+    return claim_guard<T, pool>(this, k, entry);
+  }
+
 private:
   friend class client;
+  friend class arena_pool<T>;
+  friend class claim_guard<T, pool>;
+  template <class, class> friend class unique_slot;
+  template <class, class> friend class shared_slot;
   explicit pool(std::unique_ptr<detail::raw_pool> raw) : raw_(std::move(raw)) {}
+
+  T* value_at(key k) noexcept { return std::launder(static_cast<T*>(raw_->payload(k.index()))); }
+  // claim_guard's hooks; the token is the claim's entry in this context's record. If T's
+  // constructor throws, the slot stays claimed (the guard gives it back when it dies).
+  template <class... Args> void fill_claim(key k, std::uint64_t entry, Args&&... args) {
+    ::new (raw_->payload(k.index())) T(std::forward<Args>(args)...);
+    core::fault::point("claim.write");
+    raw_->commit_claim(static_cast<std::uint32_t>(entry), k);
+  }
+  void drop_claim(key k, std::uint64_t entry) noexcept {
+    raw_->abandon_claim(static_cast<std::uint32_t>(entry), k);
+  }
+  // shared_slot's hook (handles.hpp): this process's count cell of k's slot.
+  core::slot_header* share_cell(key k) { return raw_->share_cells() + k.index(); }
 
   template <class... Args> key construct(key k, Args&&... args) {
     void* p = raw_->payload(k.index());
@@ -151,6 +237,51 @@ private:
   std::unique_ptr<detail::raw_pool> raw_;
 };
 
+/// Handles over a pool, owned in this process (see the top of this file).
+template <class T> using pool_unique_slot = unique_slot<T, pool<T>>;
+template <class T> using pool_shared_slot = shared_slot<T, pool<T>>;
+
+/// A pool with mode = "arena": values are never erased, so a key this pool handed out
+/// (in any process) never goes stale and get reads the value without checking the
+/// generation. A reference stays valid as long as this process maps the pool (while an
+/// arena_pool or pool of it is open here). Opened with client::open_arena<T>.
+///
+/// No erase, and no destructor ever runs: T must be trivially destructible. get does no
+/// acquire of its own: a key must reach another process through something that orders
+/// memory (a pipe, a socket, an atomic store-release / load-acquire), as keys do anyway.
+/// get of an index never handed out returns the slot's bytes as they are (zero, or a
+/// value being written): it only refuses indices past the pool's mapped tiers.
+template <class T> class arena_pool {
+  static_assert(std::is_trivially_destructible_v<T>,
+                "arena_pool<T>: values are never destroyed, so T must be trivially destructible");
+
+public:
+  using value_type = T;
+
+  /// As pool<T>::emplace (exhausted when the pool is at max_capacity or shmd lags).
+  template <class... Args> key emplace(Args&&... args) {
+    return p_.emplace(std::forward<Args>(args)...);
+  }
+  template <class... Args> std::optional<key> try_emplace(Args&&... args) {
+    return p_.try_emplace(std::forward<Args>(args)...);
+  }
+  /// Constructs a T and returns a reference valid for as long as the pool is mapped here.
+  template <class... Args> T& alloc(Args&&... args) {
+    return *p_.value_at(emplace(std::forward<Args>(args)...));
+  }
+  /// The value of a key handed out by this pool in any process; nullptr past the mapped
+  /// tiers. No generation check (see above).
+  [[nodiscard]] T* get(key k) noexcept {
+    return std::launder(static_cast<T*>(p_.raw_->get_unchecked(k)));
+  }
+  [[nodiscard]] pool_stats stats() const { return p_.stats(); }
+
+private:
+  friend class client;
+  explicit arena_pool(pool<T> p) : p_(std::move(p)) {}
+  pool<T> p_;
+};
+
 class client {
 public:
   /// Connects to shmd at $SHMD_SOCKET, else /run/shmd/shmd.sock. Throws slab::error:
@@ -161,12 +292,21 @@ public:
 
   /// Attaches a new context of pool `name` for values of type T. Throws slab::error:
   /// not_found, type_mismatch (T larger or more aligned than the pool's slots),
-  /// exhausted (every context of the pool attached), no_daemon.
+  /// exhausted (every context of the pool attached), no_daemon, not_supported (the pool
+  /// is an arena: open_arena).
   template <class T> pool<T> open(std::string_view name) {
-    return pool<T>(open_raw(name, sizeof(T), alignof(T)));
+    return pool<T>(open_raw(name, sizeof(T), alignof(T), proto::mode_slab));
   }
+  /// The same for a pool with mode = "arena"; not_supported for any other pool.
+  template <class T> arena_pool<T> open_arena(std::string_view name) {
+    return arena_pool<T>(pool<T>(open_raw(name, sizeof(T), alignof(T), proto::mode_arena)));
+  }
+  /// Untyped: a context of pool `name`, of either mode (raw_pool::arena() tells).
   std::unique_ptr<detail::raw_pool> open_raw(std::string_view name, std::size_t size,
                                              std::size_t align);
+  /// The same, refusing (not_supported) a pool whose mode is not `mode`.
+  std::unique_ptr<detail::raw_pool> open_raw(std::string_view name, std::size_t size,
+                                             std::size_t align, std::uint32_t mode);
 
   [[nodiscard]] std::uint32_t daemon_pid() const noexcept;
   [[nodiscard]] const std::string& socket_path() const noexcept;

@@ -24,6 +24,7 @@ enum class errc : std::uint8_t {
   type_mismatch,     ///< T does not fit the pool's slot size or alignment
   not_found,         ///< no such pool
   system,            ///< an OS call failed; the message names it and errno
+  not_supported,     ///< the pool's mode forbids it (erase in an arena pool)
 };
 
 /// A short stable name for a code ("exhausted", "no_daemon", ...).
@@ -43,6 +44,7 @@ constexpr std::string_view to_string(errc c) noexcept {
   case errc::type_mismatch: return "type_mismatch";
   case errc::not_found: return "not_found";
   case errc::system: return "system";
+  case errc::not_supported: return "not_supported";
   }
   return "unknown";
 }

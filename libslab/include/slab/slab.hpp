@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -32,6 +34,7 @@
 #include <slab/core/slot_header.hpp>
 #include <slab/core/tier.hpp>
 #include <slab/error.hpp>
+#include <slab/handles.hpp>
 #include <slab/key.hpp>
 
 namespace slab {
@@ -74,7 +77,7 @@ public:
   slab(slab&& o) noexcept
       : geo_(o.geo_), max_(o.max_), backing_(std::move(o.backing_)), ntiers_(o.ntiers_),
         capacity_(o.capacity_), used_(o.used_), inited_(o.inited_), free_head_(o.free_head_),
-        size_(o.size_) {
+        size_(o.size_), clears_(o.clears_) {
     std::copy(std::begin(o.tiers_), std::end(o.tiers_), std::begin(tiers_));
     o.forget();
   }
@@ -90,6 +93,7 @@ public:
       inited_ = o.inited_;
       free_head_ = o.free_head_;
       size_ = o.size_;
+      clears_ = o.clears_;
       std::copy(std::begin(o.tiers_), std::end(o.tiers_), std::begin(tiers_));
       o.forget();
     }
@@ -101,18 +105,7 @@ public:
   /// Throws slab::error (exhausted, out_of_memory) when no slot can be had, and
   /// whatever T's constructor throws; either way nothing is taken.
   template <class... Args> key emplace(Args&&... args) {
-    const std::uint32_t idx = take_index();
-    const slot_ref s = find(idx);
-    try {
-      ::new (static_cast<void*>(s.value)) T(std::forward<Args>(args)...);
-    } catch (...) {
-      give_back(idx, *s.hdr);
-      throw;
-    }
-    assert(!core::gen_live(s.hdr->gen) && "a slot on the free list must be free");
-    const std::uint32_t g = ++s.hdr->gen;
-    ++size_;
-    return key::make(idx, g);
+    return place(std::forward<Args>(args)...).k;
   }
 
   /// Like emplace, but returns nullopt instead of throwing when no slot can be had.
@@ -148,6 +141,54 @@ public:
     return true;
   }
 
+  // ---- handles, two-phase claims, several values at once (slab/handles.hpp) ----
+
+  /// emplace, owned by a move-only handle that erases the value when it dies.
+  template <class... Args> unique_slot<T, slab> make_unique(Args&&... args) {
+    const placed p = place(std::forward<Args>(args)...);
+    return unique_slot<T, slab>(this, p.k, p.s.value);
+  }
+  /// emplace, owned by counted handles; the last one erases. The count lives in the
+  /// slot's header (its free-list word, unused while the slot is live): no allocation.
+  template <class... Args> shared_slot<T, slab> make_shared(Args&&... args) {
+    const placed p = place(std::forward<Args>(args)...);
+    p.s.hdr->aux = 1;
+    return shared_slot<T, slab>(this, p.k, p.s.value, p.s.hdr);
+  }
+  /// Reserves a free slot (growing like emplace, and throwing like it) without
+  /// constructing anything; claim_guard::write constructs. See handles.hpp.
+  claim_guard<T, slab> claim() {
+    const std::uint32_t idx = take_index();
+    return claim_guard<T, slab>(this, key::make(idx, header(idx).gen + 1), clears_);
+  }
+
+  /// Pointers to several live values at once, all distinct, for code that must hold
+  /// and change them together: nullopt when a key is stale (or 0, or out of range) or
+  /// when two keys name the same slot. Pairwise check: meant for a handful of keys.
+  ///   if (auto v = book.get_many(a, b)) { auto [x, y] = *v; std::swap(x->qty, y->qty); }
+  template <class... K>
+  requires(std::same_as<K, key>&&...)
+      [[nodiscard]] std::optional<std::array<T*, sizeof...(K)>> get_many(K... keys) noexcept {
+    const std::array<key, sizeof...(K)> ks{keys...};
+    std::array<T*, sizeof...(K)> out{};
+    if (!get_many(std::span<const key>(ks), std::span<T*>(out))) return std::nullopt;
+    return out;
+  }
+  /// The same for a run-time list, saying which keys were wrong. On failure `out` is
+  /// left unspecified.
+  get_many_result get_many(std::span<const key> keys, std::span<T*> out) noexcept {
+    using st = get_many_result::status;
+    if (out.size() < keys.size()) return {st::too_small, keys.size(), out.size()};
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (keys[j].index() == keys[i].index()) return {st::duplicate, j, i};
+      }
+      out[i] = get(keys[i]);
+      if (out[i] == nullptr) return {st::stale, i, i};
+    }
+    return {};
+  }
+
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   /// Slots held by the tiers allocated so far.
@@ -167,8 +208,10 @@ public:
       grow();
   }
 
-  /// Destroys every value. Capacity stays; every key handed out so far goes stale.
+  /// Destroys every value. Capacity stays; every key handed out so far goes stale, and
+  /// claims still pending are voided (their write throws, their drop does nothing).
   void clear() noexcept {
+    ++clears_;
     for_each_live([](std::uint32_t, core::slot_header& h, T* v) {
       v->~T();
       ++h.gen;
@@ -217,6 +260,60 @@ public:
   iterator end() noexcept { return iterator(this, static_cast<std::uint32_t>(used_)); }
 
 private:
+  template <class, class> friend class unique_slot;
+  template <class, class> friend class shared_slot;
+  template <class, class> friend class claim_guard;
+  template <class, ::slab::backing> friend class arena;
+
+  struct placed {
+    key k;
+    slot_ref s;
+  };
+  // emplace, also returning where the value went (for handles and the arena).
+  template <class... Args> placed place(Args&&... args) {
+    const std::uint32_t idx = take_index();
+    const slot_ref s = find(idx);
+    try {
+      ::new (static_cast<void*>(s.value)) T(std::forward<Args>(args)...);
+    } catch (...) {
+      give_back(idx, *s.hdr);
+      throw;
+    }
+    assert(!core::gen_live(s.hdr->gen) && "a slot on the free list must be free");
+    const std::uint32_t g = ++s.hdr->gen;
+    ++size_;
+    return {key::make(idx, g), s};
+  }
+
+  // Hooks of the handles (handles.hpp). A live slot's header is shared_slot's count.
+  core::slot_header* share_cell(key k) noexcept { return find(k.index()).hdr; }
+  // claim_guard: `token` is clears_ when the claim was made; a clear() since voids it.
+  template <class... Args> void fill_claim(key k, std::uint64_t token, Args&&... args) {
+    if (token != clears_) {
+      throw error(errc::invalid_argument,
+                  "claim_guard::write: the claim was voided by clear() (slot " +
+                      std::to_string(k.index()) + ")");
+    }
+    const slot_ref s = find(k.index());
+    ::new (static_cast<void*>(s.value)) T(std::forward<Args>(args)...);
+    assert(s.hdr->gen + 1 == k.generation() && "a claimed slot stays free until written");
+    ++s.hdr->gen;
+    ++size_;
+  }
+  // An abandoned claim's key may have been shown to the program (claim_guard::key), so
+  // its generation is burnt: stepped by two, the slot stays free and that key never
+  // matches a later occupant.
+  void drop_claim(key k, std::uint64_t token) noexcept {
+    if (token != clears_) return;
+    core::slot_header& h = header(k.index());
+    h.gen += 2;
+    give_back(k.index(), h);
+  }
+  // The arena: the value at a handed-out index, with no generation check.
+  T* value_at(std::uint32_t idx) noexcept {
+    return idx < used_ ? std::launder(find(idx).value) : nullptr;
+  }
+
   static constexpr std::uint64_t default_base() noexcept {
     const std::uint64_t n = (64 * 1024) / layout_.stride;
     return n < 16 ? 16 : n;
@@ -320,6 +417,7 @@ private:
   std::size_t inited_ = 0;   // headers [0, inited_) have been written (>= used_)
   std::uint32_t free_head_ = core::no_index;
   std::size_t size_ = 0;
+  std::uint64_t clears_ = 0; // clear() calls: voids claims made before (claim_guard)
 };
 
 } // namespace slab

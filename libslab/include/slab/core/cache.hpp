@@ -18,6 +18,7 @@
 // A context is used by one thread at a time.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 
@@ -56,33 +57,73 @@ public:
   /// Takes a free slot and marks it live. key{} when the pool has no free slot within
   /// its ready tiers (the caller may ask for growth and retry).
   key alloc() SLAB_STEP_NOEXCEPT {
-    for (;;) {
-      std::uint32_t c = loaded_->count.load(relaxed);
-      if (c == 0) [[unlikely]] {
-        if (!refill()) return key{};
-        continue;
-      }
-      const std::uint32_t idx = loaded_->slots[c - 1].load(relaxed);
-      if (!r_.has_slot(idx)) [[unlikely]] {
-        // A published slot this process cannot map right now (shmd unreachable): keep
-        // it cached and report no slot. Anything else is garbage: never hand it out.
-        if (idx < r_.state().ready_slots.load(std::memory_order_acquire)) return key{};
-        drop_top(c);
-        continue;
-      }
-      shared_header& h = r_.header(idx);
-      const std::uint32_t g = h.gen(relaxed); // we own it: the last writer published it to us
-      if (gen_live(g)) [[unlikely]] {
-        drop_top(c); // a live slot in a free list: refuse to hand it out twice
-        continue;
-      }
+    return take([&](shared_header& h, std::uint32_t idx, std::uint32_t g) SLAB_STEP_NOEXCEPT {
       fault::point("alloc.publish");
       h.store({g + 1, me_}, std::memory_order_release);
-      fault::point("alloc.count");
-      loaded_->count.store(c - 1, relaxed);
-      bump(rec_.counters.allocs);
       return key::make(idx, g + 1);
+    });
+  }
+
+  /// Two-phase allocation, step 1: takes a free slot out of the cache without making it
+  /// live: its header keeps its (even) generation and names this context with
+  /// claimed_flag, and claims[entry] of the record holds the key it will have, so that
+  /// reclaim gives it back if this context dies before step 2. get() of that key finds
+  /// nothing until the value is written. key{} with entry == claim_slots when every
+  /// claim entry is in use; key{} otherwise when the pool has no free slot (as alloc).
+  key claim(std::uint32_t& entry) SLAB_STEP_NOEXCEPT {
+    for (entry = 0; entry < claim_slots; ++entry) {
+      if (rec_.claims[entry].load(relaxed) == 0) break;
     }
+    if (entry == claim_slots) return key{};
+    std::atomic<std::uint64_t>& e = rec_.claims[entry];
+    return take([&](shared_header& h, std::uint32_t idx, std::uint32_t g) SLAB_STEP_NOEXCEPT {
+      const key k = key::make(idx, g + 1);
+      e.store(k.raw(), relaxed); // recorded before the slot leaves the cache
+      fault::point("claim.recorded");
+      h.store({g, me_ | claimed_flag}, relaxed);
+      return k;
+    });
+  }
+  /// Step 2, written: the value is in place (the caller constructed it); the slot goes
+  /// live under the claim's key, published with release like alloc's.
+  void commit_claim(std::uint32_t entry, key k) SLAB_STEP_NOEXCEPT {
+    r_.header(k.index()).store({k.generation(), me_}, std::memory_order_release);
+    fault::point("claim.committed");
+    rec_.claims[entry].store(0, std::memory_order_release);
+  }
+  /// Step 2, abandoned: the slot goes back to the cache, unwritten; its generation moves
+  /// two on, so the key the claim announced never becomes valid.
+  void abandon_claim(std::uint32_t entry, key k) SLAB_STEP_NOEXCEPT {
+    (void)return_claimed(k.index(), k.generation() - 1, me_);
+    fault::point("claim.freed");
+    rec_.claims[entry].store(0, std::memory_order_release);
+  }
+  /// Puts slot idx, claimed by context `claimer` at generation g (even) and not written,
+  /// into this context's cache. A free in all but the CAS's expected value, under a free
+  /// intent, so that a death midway is settled like any free's. False when the header
+  /// is not {g, claimer | claimed_flag}.
+  bool return_claimed(std::uint32_t idx, std::uint32_t g,
+                      std::uint32_t claimer) SLAB_STEP_NOEXCEPT {
+    if (!r_.has_slot(idx)) return false;
+    shared_header& h = r_.header(idx);
+    shared_header::value seen{g, claimer | claimed_flag};
+    if (h.load(std::memory_order_acquire) != seen) return false;
+    if (loaded_->count.load(relaxed) == magazine_slots && !make_room()) [[unlikely]] {
+      bump(rec_.counters.anomalies);
+      return false;
+    }
+    const std::uint32_t c = loaded_->count.load(relaxed);
+    set_intent(intent_op::free, idx, g + 1); // settled as done when the header is {g+2, me}
+    if (!h.cas(seen, {g + 2, me_})) {
+      clear_intent();
+      return false;
+    }
+    fault::point("free.store");
+    loaded_->slots[c].store(idx, relaxed);
+    loaded_->count.store(c + 1, relaxed);
+    clear_intent();
+    bump(rec_.counters.frees); // the claim counted as an alloc
+    return true;
   }
 
   /// Frees the slot named by k. False, and nothing done, when k is stale, out of range
@@ -181,8 +222,44 @@ public:
 
 private:
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
+#ifndef SLAB_BENCH_NO_COUNTERS
     c.store(c.load(relaxed) + 1, relaxed); // owner-only counter: a plain add
+#else
+    (void)c; // bench/counters_cost's comparison build only: what the counters cost
+#endif
   }
+  // The top slot of the loaded magazine, refilling as needed, made whatever `publish`
+  // makes it (publish(header, index, generation) stores the header and returns the key);
+  // then off the count. key{} when the pool has no free slot within its ready tiers.
+  template <class P> key take(P&& publish) SLAB_STEP_NOEXCEPT {
+    for (;;) {
+      std::uint32_t c = loaded_->count.load(relaxed);
+      if (c == 0) [[unlikely]] {
+        if (!refill()) return key{};
+        continue;
+      }
+      const std::uint32_t idx = loaded_->slots[c - 1].load(relaxed);
+      if (!r_.has_slot(idx)) [[unlikely]] {
+        // A published slot this process cannot map right now (shmd unreachable): keep
+        // it cached and report no slot. Anything else is garbage: never hand it out.
+        if (idx < r_.state().ready_slots.load(std::memory_order_acquire)) return key{};
+        drop_top(c);
+        continue;
+      }
+      shared_header& h = r_.header(idx);
+      const std::uint32_t g = h.gen(relaxed); // we own it: the last writer published it to us
+      if (gen_live(g)) [[unlikely]] {
+        drop_top(c); // a live slot in a free list: refuse to hand it out twice
+        continue;
+      }
+      const key k = publish(h, idx, g);
+      fault::point("alloc.count");
+      loaded_->count.store(c - 1, relaxed);
+      bump(rec_.counters.allocs);
+      return k;
+    }
+  }
+
   bool refuse() noexcept {
     bump(rec_.counters.stale);
     return false;
@@ -320,6 +397,7 @@ private:
       const auto end = static_cast<std::uint32_t>(start + magazine_slots);
       if (cell.cas(seen, {end, me_, seen.seq + 1})) break;
     }
+    prefetch_headers(seen.value, limit);
     fault::point("carve.fill");
     for (std::uint32_t i = 0; i < magazine_slots; ++i) {
       loaded_->slots[i].store(static_cast<std::uint32_t>(seen.value + i), relaxed);
@@ -329,6 +407,17 @@ private:
     clear_intent();
     bump(rec_.counters.carves);
     return true;
+  }
+
+  // Fresh slots' headers are cold lines (DRAM), and every alloc reads its slot's. Asks
+  // for the carved range's lines and the next range's (this context's likely next carve,
+  // when it is growing), so those misses overlap here instead of stalling allocs one by
+  // one. A hint only: a prefetch never faults, even past what this process has mapped.
+  void prefetch_headers(std::uint64_t first, std::uint64_t limit) noexcept {
+    constexpr std::uint64_t per_line = 64 / sizeof(shared_header);
+    const std::uint64_t end = std::min(first + 2 * magazine_slots, limit);
+    for (std::uint64_t i = first; i < end; i += per_line)
+      __builtin_prefetch(&r_.header(static_cast<std::uint32_t>(i)), 1);
   }
 
   R& r_;

@@ -31,10 +31,11 @@
 namespace slab::core {
 
 struct reclaim_report {
-  std::uint32_t magazines = 0;     ///< whole magazines handed to the depot
-  std::uint32_t slots_adopted = 0; ///< slots moved one by one from partial magazines
-  std::uint32_t rescued = 0;       ///< magazines found by their stamp after the record lost them
-  std::string resolved;            ///< what the intent said and how it was settled
+  std::uint32_t magazines = 0;       ///< whole magazines handed to the depot
+  std::uint32_t slots_adopted = 0;   ///< slots moved one by one from partial magazines
+  std::uint32_t rescued = 0;         ///< magazines found by their stamp after the record lost them
+  std::uint32_t claims_released = 0; ///< claimed, never written slots freed
+  std::string resolved;              ///< what the intent said and how it was settled
   std::vector<std::string> problems;
   /// The record said something no death can leave behind (a scribbled or torn record):
   /// it is quarantined (never reused) instead of freed. What it named that another
@@ -96,6 +97,7 @@ public:
       validate(*f);
     for (auto* f : fields)
       hand_over(*f);
+    release_claims();
     if (rep_.corrupt) rescue();
     return std::move(rep_);
   }
@@ -329,6 +331,8 @@ private:
     shared_header& h = r_.header(idx);
     const shared_header::value v = h.load();
     if (gen_live(v.gen) && v.aux == dead_) h.store({v.gen + 1, dead_});
+    // A claim cut short the same way: the slot is still counted in the magazine.
+    if (!gen_live(v.gen) && v.aux == (dead_ | claimed_flag)) h.store({v.gen, dead_});
   }
 
   // Drops every entry that cannot be a free slot of this magazine.
@@ -383,6 +387,23 @@ private:
     }
     by_.give_magazine(m, field);
     ++rep_.magazines;
+  }
+
+  // Slots the dead context claimed and never wrote (cache::claim): their headers still
+  // say so ({generation, dead | claimed_flag}). Put into the reclaimer's own cache under
+  // a free intent of its own; then the entry is cleared (a second run finds the header
+  // moved on and only clears it). A claim whose value was written is live: kept.
+  void release_claims() SLAB_STEP_NOEXCEPT {
+    for (auto& e : rec_.claims) {
+      const std::uint64_t raw = e.load(relaxed);
+      if (raw == 0) continue;
+      const key k = key::from_raw(raw);
+      const std::uint32_t idx = k.index();
+      if (gen_live(k.generation()) && by_.return_claimed(idx, k.generation() - 1, dead_))
+        ++rep_.claims_released;
+      fault::point("reclaim.claim");
+      e.store(0, relaxed);
+    }
   }
 
   // The record was scribbled: magazines it held may no longer be named in it. Their

@@ -3,7 +3,8 @@
 // indices stand where a single-process design would hold pointers.
 //
 //   pool_state      one per pool: the depot (two magazine stacks) and the fresh cursor
-//   context_record  one per attached context: its two magazines, its intent, counters
+//   context_record  one per attached context: its two magazines, its intent, its pending
+//                   claims, counters
 //   magazine        K free slot indices; a context's cache is two of them (Bonwick)
 //   shared_header   one per slot (slot_header.hpp): generation and last-transition owner
 //
@@ -106,12 +107,19 @@ struct context_counters {
 };
 static_assert(sizeof(context_counters) <= 64);
 
+/// Two-phase allocations a context may have pending at once (cache::claim).
+inline constexpr std::uint32_t claim_slots = 4;
+
 struct alignas(64) context_record {
   // Line 0: the owner's hot fields.
   std::atomic<std::uint32_t> mag[2]{{no_magazine}, {no_magazine}}; ///< the cache
   std::atomic<std::uint32_t> active{0};          ///< mag[active] is loaded, the other previous
   std::atomic<std::uint32_t> spare{no_magazine}; ///< a third magazine during an exchange
   intent_record intent;
+  /// Claimed slots not yet written: the raw key each will have, 0 when unused. Written
+  /// before the slot is published live, cleared once the value is written (or the slot
+  /// freed), so that reclaim frees what a dead context claimed and never wrote.
+  std::atomic<std::uint64_t> claims[claim_slots]{};
   // Line 1: the owner's counters.
   alignas(64) context_counters counters;
   // Line 2: written by others (notifications) and by the daemon.

@@ -23,6 +23,10 @@ namespace slab::core {
 /// Generation helpers: the rules of the key layout in one place.
 constexpr bool gen_live(std::uint32_t gen) noexcept { return (gen & 1U) != 0; }
 
+/// In a shared header's aux (the owner of the last transition): the slot is claimed by
+/// that context (cache::claim), out of every free list, not yet written: not live.
+inline constexpr std::uint32_t claimed_flag = 0x8000'0000U;
+
 /// The embedded (single-process, single-thread) header: plain integers.
 struct slot_header {
   std::uint32_t gen = 0;

@@ -41,9 +41,15 @@
 namespace slab::proto {
 
 /// Bumped on any change to this file or protocol.hpp that an older peer would misread.
-inline constexpr std::uint32_t abi_version = 1;
+inline constexpr std::uint32_t abi_version = 2;
 inline constexpr std::uint64_t pool_magic = 0x4c4f4f5042414c53ULL; // "SLABPOOL"
 inline constexpr std::size_t pool_name_max = 64;                   // including the NUL
+
+/// Pool modes (pool_header::mode), from the config's `mode`. In an arena nothing is ever
+/// erased: clients refuse to free, and may read a handed-out key's value without
+/// checking its generation.
+inline constexpr std::uint32_t mode_slab = 0;
+inline constexpr std::uint32_t mode_arena = 1;
 
 /// Tier flags (tier_info::flags).
 inline constexpr std::uint32_t tier_huge = 1U << 0;      ///< data on hugepages
@@ -95,6 +101,8 @@ struct pool_header {
   std::atomic<std::uint64_t> retired_allocs; ///< counters of reclaimed contexts, summed
   std::atomic<std::uint64_t> retired_frees;
   std::atomic<std::uint64_t> reclaims; ///< contexts reclaimed so far
+  std::uint32_t mode;                  ///< mode_slab or mode_arena, fixed at creation
+  std::uint32_t mode_reserved;         ///< zero; keeps `tiers` 8-byte aligned
   tier_info tiers[core::max_tiers];
 };
 
