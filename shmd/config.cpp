@@ -154,11 +154,12 @@ std::vector<entry> in_document_order(const toml::table& t) {
   return out;
 }
 
-const std::vector<std::string_view> daemon_keys = {"socket",    "allow_uids",  "allow_gids",
-                                                   "log_level", "segment_dir", "hugepage_dir"};
+const std::vector<std::string_view> daemon_keys = {"socket",       "allow_uids",   "allow_gids",
+                                                   "monitor_uids", "monitor_gids", "log_level",
+                                                   "segment_dir",  "hugepage_dir"};
 const std::vector<std::string_view> pool_keys = {"name",         "slot_size", "capacity",
                                                  "max_capacity", "hugepages", "numa_node",
-                                                 "contexts",     "grow_at"};
+                                                 "contexts",     "grow_at",   "mode"};
 const std::vector<std::string_view> top_keys = {"daemon", "pool"};
 const std::vector<std::string_view> log_levels = {"debug", "info", "notice", "warning", "error"};
 
@@ -331,6 +332,10 @@ private:
         cfg.allow_uids = read_ids(v, k, "uid");
       } else if (k == "allow_gids") {
         cfg.allow_gids = read_ids(v, k, "gid", true);
+      } else if (k == "monitor_uids") {
+        cfg.monitor_uids = read_ids(v, k, "uid");
+      } else if (k == "monitor_gids") {
+        cfg.monitor_gids = read_ids(v, k, "gid", true);
       } else if (k == "log_level") {
         cfg.log_level = read_choice(v, k, log_levels);
       } else if (k == "segment_dir") {
@@ -470,6 +475,9 @@ private:
             static_cast<std::uint32_t>(read_int(v, k, 1, std::int64_t{max_contexts}, " contexts"));
       } else if (k == "grow_at") {
         p.grow_at = read_grow_at(v);
+      } else if (k == "mode") {
+        p.mode =
+            read_choice(v, k, {"slab", "arena"}) == "arena" ? pool_mode::arena : pool_mode::slab;
       } else {
         unknown_key(*e.key, scope_, pool_keys);
       }

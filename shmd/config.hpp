@@ -8,6 +8,11 @@
 //                                     client's primary or supplementary group; empty =
 //                                     the daemon's own. Names are resolved at load: an
 //                                     unknown one is an error at its line
+//   monitor_uids = [1001]             uids allowed to observe read-only (slabctl's
+//                                     status, top, audit, inspect, metrics) without being
+//                                     clients; root always may
+//   monitor_gids = ["slabmon"]        groups (gids or names) allowed to observe, like
+//                                     allow_gids. Clients (allow lists) may observe too
 //   log_level = "info"                debug | info | notice | warning | error
 //   segment_dir = "/dev/shm/shmd"     tmpfs directory for segment files; "" = memfds
 //   hugepage_dir = "auto"             hugetlbfs directory; "auto" = <mount>/shmd; "" = memfds
@@ -21,6 +26,9 @@
 //   numa_node = 0                     >= 0; omitted = local node
 //   contexts = 64                     max attached contexts, 1 to 4096
 //   grow_at = 0.75                    occupancy in (0, 1) that prepares the next tier
+//   mode = "slab"                     slab | arena: an arena pool never frees a slot
+//                                     (clients refuse erase; references last as long
+//                                     as the pool); fixed when the pool is created
 //
 // The parser is strict: an unknown key at any level, a value of the wrong type or out of
 // range, a missing required key, is an error. The first error found in document order
@@ -49,6 +57,9 @@ inline constexpr std::size_t max_pool_name = 63;                 ///< bytes
 inline constexpr std::size_t max_socket_path = 107;              ///< sun_path minus its NUL
 inline constexpr std::uint32_t max_credential_id = 0xFFFF'FFFEU; ///< (uid_t)-1 is no id
 
+/// A pool's `mode` (recorded in its shared header as proto::mode_slab / mode_arena).
+enum class pool_mode : std::uint8_t { slab, arena };
+
 /// One [[pool]] table.
 struct pool_config {
   std::string name;             ///< [a-z0-9_-], 1..63 chars, unique across pools
@@ -56,9 +67,10 @@ struct pool_config {
   std::uint64_t capacity{};     ///< slots ready at start, >= 1, <= max_capacity
   std::uint64_t max_capacity{}; ///< ceiling for growth, <= 2^32-1; default = capacity
   slab::platform::page_policy hugepages = slab::platform::page_policy::prefer;
-  int numa_node = -1;          ///< -1 = not set (local); else >= 0, existence unchecked
-  std::uint32_t contexts = 64; ///< max attached contexts (clients' open pools), 1..4096
-  double grow_at = 0.75;       ///< occupancy in (0,1) at which the next tier is prepared
+  int numa_node = -1;               ///< -1 = not set (local); else >= 0, existence unchecked
+  std::uint32_t contexts = 64;      ///< max attached contexts (clients' open pools), 1..4096
+  double grow_at = 0.75;            ///< occupancy in (0,1) at which the next tier is prepared
+  pool_mode mode = pool_mode::slab; ///< arena: values are never erased
 };
 
 /// The whole file.
@@ -66,7 +78,10 @@ struct daemon_config {
   std::string socket = "/run/shmd/shmd.sock";
   std::vector<std::uint32_t> allow_uids; ///< empty = the daemon's own uid only
   std::vector<std::uint32_t> allow_gids; ///< empty = the daemon's own gid only; names resolved
-  std::string log_level = "info";        ///< debug|info|notice|warning|error
+  /// Read-only observers (the `observe` request): these, root, and whoever may connect.
+  std::vector<std::uint32_t> monitor_uids;
+  std::vector<std::uint32_t> monitor_gids; ///< names resolved, as allow_gids
+  std::string log_level = "info";          ///< debug|info|notice|warning|error
   /// Where normal-page segments live as files that outlive the daemon (tmpfs); "" for
   /// anonymous memfds, which do not.
   std::string segment_dir = "/dev/shm/shmd";

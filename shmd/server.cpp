@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -65,6 +66,10 @@ server::server(daemon_config cfg, std::vector<std::unique_ptr<pool_owner>> pools
     : cfg_(std::move(cfg)), pools_(std::move(pools)), urgent_(pools_.size(), false) {
   own_uid_ = ::getuid();
   own_gid_ = ::getgid();
+  started_unix_ns_ =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
 }
 
 server::~server() {
@@ -198,6 +203,8 @@ void server::watch_orphans() {
     for (const pool_owner::orphan& o : pools_[id]->take_orphans()) {
       connection c;
       c.pid = o.pid;
+      c.uid = 0xFFFFFFFFU; // not known: it connected to the previous shmd
+      c.adopted = true;
       c.contexts.push_back({id, o.ctx});
       auto pidfd = platform::open_pidfd(o.pid);
       if (!pidfd || !process_alive(pidfd.value().get())) {
@@ -279,6 +286,19 @@ bool server::allowed(const connection& c) const {
   return std::any_of(gids.begin(), gids.end(), member);
 }
 
+// Observers read a pool through read-only mappings: root, whoever may connect as a
+// client (it can read everything through its own mapping anyway), and the monitor lists.
+bool server::may_observe(const connection& c) const {
+  if (c.uid == 0 || allowed(c)) return true;
+  const auto& uids = cfg_.monitor_uids;
+  const auto& gids = cfg_.monitor_gids;
+  if (std::find(uids.begin(), uids.end(), c.uid) != uids.end()) return true;
+  const std::vector<gid_t> groups = peer_groups(c.sock.get());
+  return std::any_of(gids.begin(), gids.end(), [&](std::uint32_t g) {
+    return g == c.gid || std::find(groups.begin(), groups.end(), g) != groups.end();
+  });
+}
+
 bool server::send_error(connection& c, std::uint32_t code, const std::string& text) {
   proto::error_msg e;
   e.code = code;
@@ -299,9 +319,17 @@ void server::handle(connection& c, const void* msg, std::size_t len) {
     return drop(c.sock.get(), text);
   }
   const auto type = static_cast<proto::msg_type>(h.type);
-  if (!c.greeted && type != proto::msg_type::hello) return drop(c.sock.get(), "no hello first");
+  const bool greeting = type == proto::msg_type::hello || type == proto::msg_type::observer_hello;
+  if (!c.greeted && !greeting) return drop(c.sock.get(), "no hello first");
+  // A connection greeted as an observer reads; it never opens, grows or closes anything.
+  const bool observing = type == proto::msg_type::observe || type == proto::msg_type::clients_req;
+  if (c.greeted && !greeting && (observing ? !c.observer_ok : !c.client_ok)) {
+    return drop(c.sock.get(),
+                "message type " + std::to_string(h.type) + " on a connection not greeted for it");
+  }
   switch (type) {
   case proto::msg_type::hello: return handle_hello(c, msg, len);
+  case proto::msg_type::observer_hello: return handle_observer_hello(c, msg, len);
   case proto::msg_type::open: return handle_open(c, msg, len);
   case proto::msg_type::tiers_req: return handle_tiers(c, msg, len);
   case proto::msg_type::grow: {
@@ -311,6 +339,8 @@ void server::handle(connection& c, const void* msg, std::size_t len) {
     return nudge_growth(*pool_id_of(proto::get_text(g.pool)));
   }
   case proto::msg_type::close: return handle_close(c, msg, len);
+  case proto::msg_type::observe: return handle_observe(c, msg, len);
+  case proto::msg_type::clients_req: return handle_clients(c, msg, len);
   default: return drop(c.sock.get(), "unexpected message type " + std::to_string(h.type));
   }
 }
@@ -318,23 +348,38 @@ void server::handle(connection& c, const void* msg, std::size_t len) {
 void server::handle_hello(connection& c, const void* msg, std::size_t len) {
   proto::hello h;
   if (!read_as(msg, len, h) || c.greeted) return drop(c.sock.get(), "bad hello");
-  const std::string who = "pid " + std::to_string(c.pid) + " (" +
-                          std::string(proto::get_text(h.comm)) + ", uid " + std::to_string(c.uid) +
-                          ", gid " + std::to_string(c.gid) + ")";
-  if (!allowed(c)) {
-    const std::string text = "permission denied: uid " + std::to_string(c.uid) + " gid " +
-                             std::to_string(c.gid) + " is not in shmd's allow_uids/allow_gids (" +
-                             cfg_.source + ")";
+  greet(c, proto::get_text(h.comm), false);
+}
+
+void server::handle_observer_hello(connection& c, const void* msg, std::size_t len) {
+  proto::observer_hello h;
+  if (!read_as(msg, len, h) || c.greeted) return drop(c.sock.get(), "bad observer hello");
+  greet(c, proto::get_text(h.comm), true);
+}
+
+void server::greet(connection& c, std::string_view comm, bool observer) {
+  const std::string who = "pid " + std::to_string(c.pid) + " (" + std::string(comm) + ", uid " +
+                          std::to_string(c.uid) + ", gid " + std::to_string(c.gid) + ")";
+  c.comm = std::string(comm);
+  if (observer ? !may_observe(c) : !allowed(c)) {
+    const std::string text =
+        "permission denied: uid " + std::to_string(c.uid) + " gid " + std::to_string(c.gid) +
+        (observer ? " may not observe: it is neither root nor in shmd's allow_uids/allow_gids or "
+                    "monitor_uids/monitor_gids ("
+                  : " is not in shmd's allow_uids/allow_gids (") +
+        cfg_.source + ")";
     send_error(c, static_cast<std::uint32_t>(errc::permission_denied), text);
     return drop(c.sock.get(), who + ": " + text);
   }
   c.greeted = true;
+  c.client_ok = !observer;
+  c.observer_ok = observer;
   proto::welcome w;
   w.daemon_pid = static_cast<std::uint32_t>(::getpid());
   w.pools = static_cast<std::uint32_t>(pools_.size());
   proto::set_text(w.version, SLAB_VERSION);
   if (!platform::send_message(c.sock.get(), &w, sizeof w)) return drop(c.sock.get(), "send failed");
-  log_debug("client " + who + " connected");
+  log_debug((observer ? "observer " : "client ") + who + " connected");
 }
 
 void server::handle_open(connection& c, const void* msg, std::size_t len) {
@@ -415,6 +460,118 @@ void server::handle_close(connection& c, const void* msg, std::size_t len) {
   // `closed` goes out once the record is free again (send_closed), so that a client
   // that closes and reopens at once finds the context it gave back.
   queue_reclaim({{ref.pool, ref.ctx, c.serial}});
+}
+
+namespace {
+
+// The same file as fd, opened anew read-only: an observer's mappings can then be
+// PROT_READ only (mprotect to write fails with EACCES), whatever it tries.
+platform::unique_fd reopen_read_only(int fd) {
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  return platform::unique_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+}
+
+std::string comm_of(std::uint32_t pid) {
+  char name[32] = "";
+  const std::string path = "/proc/" + std::to_string(pid) + "/comm";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
+    std::fclose(f);
+  }
+  return name;
+}
+
+} // namespace
+
+void server::handle_observe(connection& c, const void* msg, std::size_t len) {
+  proto::observe_req q;
+  if (!read_as(msg, len, q)) return drop(c.sock.get(), "bad observe");
+  const std::string_view name = proto::get_text(q.pool);
+  const std::optional<std::uint32_t> found =
+      name.empty()
+          ? (q.index < pools_.size() ? std::optional<std::uint32_t>(q.index) : std::nullopt)
+          : pool_id_of(name);
+  if (!found) {
+    send_error(c, static_cast<std::uint32_t>(errc::not_found),
+               (name.empty() ? "no pool number " + std::to_string(q.index)
+                             : "no pool named '" + std::string(name) + "'") +
+                   " (this shmd has: " + pool_names(pools_) + ")");
+    return;
+  }
+  pool_owner& p = *pools_[*found];
+  const pool_owner::growth_failures f = p.failures();
+  proto::observed r;
+  r.pool_id = *found;
+  r.pools = static_cast<std::uint32_t>(pools_.size());
+  r.first_tier = q.first_tier;
+  r.growth_failures = f.count;
+  r.last_failure_unix_ns = f.last_unix_ns;
+  r.daemon_started_unix_ns = started_unix_ns_;
+  proto::set_text(r.pool, p.name());
+  proto::set_text(r.last_failure, f.last);
+  std::vector<platform::unique_fd> owned;
+  int err = 0; // of the first reopen that failed
+  const auto reopen = [&](int fd) {
+    owned.push_back(reopen_read_only(fd));
+    if (!owned.back() && err == 0) err = errno;
+  };
+  reopen(p.map().control_fd());
+  p.with_tier_fds(q.first_tier, [&](const std::vector<int>& fds) {
+    for (const int fd : fds)
+      reopen(fd);
+  });
+  if (err != 0) {
+    send_error(c, static_cast<std::uint32_t>(errc::system),
+               "pool '" + p.name() +
+                   "': cannot reopen a segment read-only (/proc/self/fd): " + std::strerror(err));
+    return;
+  }
+  std::vector<int> fds;
+  for (const platform::unique_fd& fd : owned)
+    fds.push_back(fd.get());
+  r.tiers = static_cast<std::uint32_t>((fds.size() - 1) / 2);
+  if (!platform::send_message(c.sock.get(), &r, sizeof r, fds))
+    drop(c.sock.get(), "could not send the pool's segments");
+}
+
+void server::handle_clients(connection& c, const void* msg, std::size_t len) {
+  proto::clients_req q;
+  const std::optional<std::uint32_t> id =
+      read_as(msg, len, q) ? pool_id_of(proto::get_text(q.pool)) : std::nullopt;
+  if (!id) {
+    send_error(c, static_cast<std::uint32_t>(errc::not_found),
+               "no pool named '" + std::string(proto::get_text(q.pool)) + "'");
+    return;
+  }
+  std::vector<proto::client_entry> all;
+  const auto add = [&](const connection& k, proto::client_link link) {
+    for (const context_ref& r : k.contexts) {
+      if (r.pool != *id) continue;
+      proto::client_entry e;
+      e.context = r.ctx;
+      e.pid = k.pid;
+      e.uid = k.uid;
+      e.link = static_cast<std::uint32_t>(link);
+      proto::set_text(e.comm, k.comm.empty() ? comm_of(k.pid) : k.comm);
+      all.push_back(e);
+    }
+  };
+  for (const auto& kv : conns_)
+    add(kv.second, proto::client_link::connected);
+  for (const auto& kv : exited_watch_) {
+    add(kv.second,
+        kv.second.adopted ? proto::client_link::adopted : proto::client_link::exited_socket_closed);
+  }
+  std::sort(all.begin(), all.end(), [](const proto::client_entry& a, const proto::client_entry& b) {
+    return a.context < b.context;
+  });
+  proto::clients_msg r;
+  r.pool_id = *id;
+  r.total = static_cast<std::uint32_t>(all.size());
+  r.first = q.first;
+  for (std::size_t i = q.first; i < all.size() && r.count < proto::clients_msg::max_entries; ++i)
+    r.entries[r.count++] = all[i];
+  if (!platform::send_message(c.sock.get(), &r, sizeof r)) drop(c.sock.get(), "send failed");
 }
 
 void server::send_closed() {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -48,6 +49,10 @@ private:
     slab::platform::unique_fd pidfd; // set once the socket closed and the process lives on
     std::uint32_t pid = 0, uid = 0, gid = 0;
     bool greeted = false;
+    bool client_ok = false;   ///< greeted with hello (the allow lists): may use pools
+    bool observer_ok = false; ///< greeted with observer_hello: may observe, read-only
+    bool adopted = false;     ///< a previous shmd's client, watched (watch_orphans)
+    std::string comm;         ///< the process name its hello gave
     std::uint64_t serial = 0; ///< unique for the daemon's life (fds are reused)
     std::vector<context_ref> contexts;
   };
@@ -62,6 +67,11 @@ private:
   void handle_open(connection& c, const void* msg, std::size_t len);
   void handle_tiers(connection& c, const void* msg, std::size_t len);
   void handle_close(connection& c, const void* msg, std::size_t len);
+  void handle_observer_hello(connection& c, const void* msg, std::size_t len);
+  void greet(connection& c, std::string_view comm, bool observer);
+  void handle_observe(connection& c, const void* msg, std::size_t len);
+  void handle_clients(connection& c, const void* msg, std::size_t len);
+  bool may_observe(const connection& c) const;
   bool send_error(connection& c, std::uint32_t code, const std::string& text);
   void drop(int fd, const std::string& why);
   bool allowed(const connection& c) const;
@@ -80,6 +90,7 @@ private:
   std::map<int, connection> conns_;        // by socket fd
   std::map<int, connection> exited_watch_; // by pidfd: sockets closed, process alive
   std::uint32_t own_uid_ = 0, own_gid_ = 0;
+  std::uint64_t started_unix_ns_ = 0;
 
   std::mutex work_mu_;
   std::condition_variable work_cv_;

@@ -91,14 +91,14 @@ const std::vector<bad_case> bad_cases = {
     {"unknown_top_level_table", "[deamon]\nsocket = \"/x\"\n" + std::string(minimal_pool), 1, 2,
      "unknown top-level key \"deamon\" (known: daemon, pool); did you mean \"daemon\"?"},
     {"unknown_daemon_key", "[daemon]\nsocket = \"/x\"\nsockt = \"/y\"\n", 3, 1,
-     "unknown key \"sockt\" in [daemon] (known: socket, allow_uids, allow_gids, log_level, "
-     "segment_dir, hugepage_dir); did "
+     "unknown key \"sockt\" in [daemon] (known: socket, allow_uids, allow_gids, monitor_uids, "
+     "monitor_gids, log_level, segment_dir, hugepage_dir); did "
      "you mean \"socket\"?"},
     {"unknown_daemon_subtable", "[daemon.extra]\nx = 1\n", 1, 9,
      "unknown key \"extra\" in [daemon]"},
     {"unknown_pool_key", pool_with("slot_sz = 64\n"), 5, 1,
      "unknown key \"slot_sz\" in pool \"orders\" (known: name, slot_size, capacity, max_capacity, "
-     "hugepages, numa_node, contexts, grow_at)"},
+     "hugepages, numa_node, contexts, grow_at, mode)"},
     {"unknown_pool_key_unnamed_pool", "[[pool]]\ncolour = \"red\"\n", 2, 1,
      "unknown key \"colour\" in [[pool]] #1"},
 
@@ -134,6 +134,16 @@ const std::vector<bad_case> bad_cases = {
      "allow_uids[0] must be an integer, a uid between 0 and 4294967294, got a string (\"alice\")"},
     {"allow_gids_beyond_range", "[daemon]\nallow_gids = [4294967295]\n", 2, 15,
      "allow_gids[0] must be a gid between 0 and 4294967294, got 4294967295"},
+    // The read-only observers' lists, read like the allow lists.
+    {"monitor_uids_not_an_array", "[daemon]\nmonitor_uids = 0\n", 2, 16,
+     "monitor_uids must be an array of integers (each a uid between 0 and 4294967294), got an "
+     "integer (0)"},
+    {"monitor_uids_group_name", "[daemon]\nmonitor_uids = [\"root\"]\n", 2, 17,
+     "monitor_uids[0] must be an integer, a uid between 0 and 4294967294, got a string (\"root\")"},
+    {"monitor_gids_negative", "[daemon]\nmonitor_gids = [0, -5]\n", 2, 20,
+     "monitor_gids[1] must be a gid between 0 and 4294967294, got -5"},
+    {"monitor_gids_unknown_group", "[daemon]\nmonitor_gids = [\"no-such-group-here\"]\n", 2, 17,
+     "monitor_gids[0]: no group named \"no-such-group-here\" on this machine"},
     {"log_level_unknown", "[daemon]\nlog_level = \"verbose\"\n", 2, 13,
      "log_level must be one of: debug, info, notice, warning, error; got \"verbose\""},
     {"log_level_not_a_string", "[daemon]\nlog_level = 3\n", 2, 13,
@@ -226,6 +236,14 @@ const std::vector<bad_case> bad_cases = {
     {"numa_node_string", pool_with("numa_node = \"0\"\n"), 5, 13,
      "numa_node must be an integer, a node number >= 0"},
 
+    // Pool mode.
+    {"mode_unknown", pool_with("mode = \"bump\"\n"), 5, 8,
+     "pool \"orders\": mode must be one of: slab, arena; got \"bump\""},
+    {"mode_uppercase", pool_with("mode = \"Arena\"\n"), 5, 8,
+     "mode must be one of: slab, arena; got \"Arena\""},
+    {"mode_boolean", pool_with("mode = true\n"), 5, 8,
+     "mode must be a string, one of: slab, arena; got a boolean (true)"},
+
     // Errors in later pools and inline tables point at the right place; the first error in
     // document order wins.
     {"second_pool_bad", std::string(minimal_pool) + "\n[[pool]]\nname = \"b\"\nslot_size = 0\n", 8,
@@ -300,6 +318,8 @@ TEST(config_good, minimal_file_takes_every_default) {
   EXPECT_EQ(cfg.socket, "/run/shmd/shmd.sock");
   EXPECT_TRUE(cfg.allow_uids.empty());
   EXPECT_TRUE(cfg.allow_gids.empty());
+  EXPECT_TRUE(cfg.monitor_uids.empty());
+  EXPECT_TRUE(cfg.monitor_gids.empty());
   EXPECT_EQ(cfg.log_level, "info");
   ASSERT_EQ(cfg.pools.size(), 1U);
   const shmd::pool_config& p = cfg.pools[0];
@@ -319,6 +339,8 @@ TEST(config_good, every_key_is_read) {
 socket = "/tmp/test/shmd.sock"   # a comment
 allow_uids = [0, 1000, 4294967294]
 allow_gids = [27]
+monitor_uids = [65534]
+monitor_gids = ["root", 4]
 log_level = "debug"
 
 [[pool]]
@@ -335,6 +357,8 @@ name = "md-book_2"
   EXPECT_EQ(cfg.socket, "/tmp/test/shmd.sock");
   EXPECT_EQ(cfg.allow_uids, (std::vector<std::uint32_t>{0, 1000, 4294967294U}));
   EXPECT_EQ(cfg.allow_gids, (std::vector<std::uint32_t>{27}));
+  EXPECT_EQ(cfg.monitor_uids, (std::vector<std::uint32_t>{65534}));
+  EXPECT_EQ(cfg.monitor_gids, (std::vector<std::uint32_t>{0, 4}));
   EXPECT_EQ(cfg.log_level, "debug");
   ASSERT_EQ(cfg.pools.size(), 1U);
   const shmd::pool_config& p = cfg.pools[0];
@@ -446,6 +470,14 @@ TEST(config_good, each_log_level_and_page_policy_is_accepted) {
         shmd::parse_config(pool_with("hugepages = \"" + std::string(text) + "\"\n"), "h");
     EXPECT_EQ(cfg.pools.at(0).hugepages, policy) << text;
   }
+}
+
+TEST(config_good, pool_mode_defaults_to_slab_and_accepts_arena) {
+  EXPECT_EQ(shmd::parse_config(minimal_pool, "m").pools.at(0).mode, shmd::pool_mode::slab);
+  EXPECT_EQ(shmd::parse_config(pool_with("mode = \"slab\"\n"), "m").pools.at(0).mode,
+            shmd::pool_mode::slab);
+  EXPECT_EQ(shmd::parse_config(pool_with("mode = \"arena\"\n"), "m").pools.at(0).mode,
+            shmd::pool_mode::arena);
 }
 
 // ---------------------------------------------------------------------------------------
