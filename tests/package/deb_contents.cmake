@@ -46,6 +46,7 @@ run(list ${DPKG_DEB} --contents ${debs})
 message(STATUS "contents:\n${list}")
 foreach(f
     "-rwxr-xr-x root/root +[0-9]+ [-0-9]+ [0-9:]+ \\./usr/sbin/shmd\n"
+    "-rwxr-xr-x root/root +[0-9]+ [-0-9]+ [0-9:]+ \\./usr/bin/slabctl\n"
     "root/root +[0-9]+ [-0-9]+ [0-9:]+ \\./usr/lib/systemd/system/shmd\\.service\n"
     "root/root +[0-9]+ [-0-9]+ [0-9:]+ \\./usr/lib/sysusers\\.d/shmd\\.conf\n"
     "root/root +[0-9]+ [-0-9]+ [0-9:]+ \\./usr/lib/tmpfiles\\.d/shmd\\.conf\n"
