@@ -305,10 +305,13 @@ bool pool_owner::maybe_grow(bool urgent) {
   }
   try {
     add_tier(next);
+    map_->info().growth_failed.store(0, std::memory_order_relaxed);
     if (n != 0) log_notice("pool '" + cfg_.name + "': tier " + std::to_string(next) + " added");
     failed_growths_ = 0;
     return true;
   } catch (const slab::error& e) {
+    map_->info().growth_failed.store(static_cast<std::uint32_t>(e.code()),
+                                     std::memory_order_relaxed);
     if (n == 0) {
       failed_growths_ = 1;
       log_error(std::string(e.what()) + "; the pool stays at " + std::to_string(ready) +

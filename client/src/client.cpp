@@ -317,6 +317,12 @@ void raw_pool::throw_exhausted() const {
     throw error(errc::exhausted, "pool '" + name + "' is full: all " + std::to_string(ready) +
                                      " slots of its max_capacity are in use or cached");
   }
+  if (const std::uint32_t why = map_->info().growth_failed.load(std::memory_order_relaxed)) {
+    throw error(errc::exhausted, "pool '" + name + "' has no free slot: shmd cannot add a tier (" +
+                                     std::string(to_string(static_cast<errc>(why))) +
+                                     "; its log says why) and " + "the pool stays at " +
+                                     std::to_string(ready) + " slots meanwhile");
+  }
   throw error(errc::exhausted,
               "pool '" + name + "' has no free slot and shmd did not add a tier within " +
                   std::to_string(opt_.grow_wait.count()) + " ms (is shmd running?)");

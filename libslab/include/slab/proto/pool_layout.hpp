@@ -102,7 +102,9 @@ struct pool_header {
   std::atomic<std::uint64_t> retired_frees;
   std::atomic<std::uint64_t> reclaims; ///< contexts reclaimed so far
   std::uint32_t mode;                  ///< mode_slab or mode_arena, fixed at creation
-  std::uint32_t mode_reserved;         ///< zero; keeps `tiers` 8-byte aligned
+  /// slab::errc of the daemon's last failed attempt to add a tier, 0 once one succeeds:
+  /// a client that runs dry can say why the pool did not grow (the log says more).
+  std::atomic<std::uint32_t> growth_failed;
   tier_info tiers[core::max_tiers];
 };
 
