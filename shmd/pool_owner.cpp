@@ -179,8 +179,22 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
     donated = core::transition_won(m, 0, core::cell_id::empty, old.intent.seq.load());
     old.intent.op.store(0); // settled here, not by reclaim
   }
-  // Reclaim the old daemon's record through a temporary one, then own record 0 again.
-  const std::optional<std::uint32_t> tmp = attach_context(static_cast<std::uint32_t>(::getpid()));
+  // The old daemon's records: record 0 and the helpers of earlier adoptions that died
+  // with it. A record left mid-reclaim (dead) is reclaimed after its reclaimer, which
+  // finishes the step it had under way first: a helper only ever reclaims record 0 (then
+  // record 0 is dead and the helper active), and record 0 only its own helper (the
+  // other way round).
+  std::vector<std::uint32_t> helpers_active, helpers_dead;
+  for (std::uint32_t c = 1; c < m.context_count(); ++c) {
+    const core::context_record& rec = m.context(c);
+    if (rec.role.load() != static_cast<std::uint32_t>(core::context_role::daemon_helper)) continue;
+    const auto st = static_cast<core::context_state>(rec.state.load());
+    if (st == core::context_state::active) helpers_active.push_back(c);
+    if (st == core::context_state::dead) helpers_dead.push_back(c);
+  }
+  // Reclaim them through a temporary record, then own record 0 again.
+  const std::optional<std::uint32_t> tmp =
+      attach_context(static_cast<std::uint32_t>(::getpid()), core::context_role::daemon_helper);
   if (!tmp)
     throw slab::error(errc::exhausted,
                       "pool '" + cfg_.name + "': no free context record to adopt it");
@@ -188,7 +202,11 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
     core::cache<platform::pool_map> helper(m, *tmp);
     if (!helper.ready())
       throw slab::error(errc::system, "pool '" + cfg_.name + "': no magazine to adopt it");
+    for (const std::uint32_t c : helpers_active)
+      reclaim_record(c, helper);
     reclaim_record(0, helper);
+    for (const std::uint32_t c : helpers_dead)
+      reclaim_record(c, helper);
   }
   old.state.store(static_cast<std::uint32_t>(core::context_state::active));
   old.pid.store(static_cast<std::uint32_t>(::getpid()));
@@ -263,7 +281,8 @@ void pool_owner::publish_tier(unsigned t) {
   log_info("pool '" + cfg_.name + "': tier " + std::to_string(t) + " ready: " + describe_tier(ti));
 }
 
-std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid) {
+std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid,
+                                                        core::context_role role) {
   std::lock_guard<std::mutex> g(records_mu_);
   assigned_.resize(map_->context_count());
   for (std::uint32_t c = 1; c < map_->context_count(); ++c) {
@@ -275,6 +294,7 @@ std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid) {
       continue;
     }
     rec.pid.store(pid, std::memory_order_relaxed);
+    rec.role.store(static_cast<std::uint32_t>(role), std::memory_order_relaxed);
     rec.incarnation.fetch_add(1, std::memory_order_relaxed);
     assigned_[c] = true;
     return c;

@@ -42,7 +42,9 @@ public:
 
   // ---- main thread ----
   /// Takes a free context record for a client (pid); nullopt when all are in use.
-  std::optional<std::uint32_t> attach_context(std::uint32_t pid);
+  std::optional<std::uint32_t>
+  attach_context(std::uint32_t pid,
+                 slab::core::context_role role = slab::core::context_role::client);
   /// Calls f(fds) with the (meta, data) fds of tiers [first, published), in order.
   template <class F> void with_tier_fds(unsigned first, F&& f) {
     std::lock_guard<std::mutex> g(tiers_mu_);

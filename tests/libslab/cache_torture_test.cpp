@@ -25,6 +25,7 @@ namespace {
 
 using slab::key;
 using slab::core::cache;
+using slab::core::context_record;
 using slab::core::local_region;
 
 struct death {};
@@ -341,6 +342,98 @@ TEST(cache_torture, a_claiming_context_killed_at_any_point_loses_nothing) {
   }
   EXPECT_GT(kills, 100);
   std::printf("claiming context kills: %d\n", kills);
+}
+
+// Two contexts die in one exchange of the same magazine: B right after the push that
+// put it in the FULL stack (its stamp not cleared yet), C right after popping it (not
+// stamped yet). Reclaimed in either order, neither is corrupt and nothing is lost.
+TEST(cache_torture, a_pusher_and_a_popper_of_one_magazine_both_killed) {
+  for (const bool popper_first : {true, false}) {
+    SCOPED_TRACE(popper_first ? "popper reclaimed first" : "pusher reclaimed first");
+    world w;
+    cache<local_region> daemon(w.r, w.r.attach());
+    const std::uint32_t b_id = w.r.attach(), c_id = w.r.attach();
+    std::optional<cache<local_region>> b, c;
+    b.emplace(w.r, b_id);
+    c.emplace(w.r, c_id);
+    std::vector<key> ks;
+    for (int i = 0; i < 96; ++i)
+      ks.push_back(b->alloc());
+    slab::core::fault::hook = hook;
+    kill_at = "push.done";
+    kill_after = 1;
+    bool died = false;
+    std::uint64_t freed = 0;
+    try {
+      for (const key k : ks) {
+        ASSERT_TRUE(b->free(k));
+        ++freed;
+      }
+    } catch (const death&) {
+      died = true; // in the free that made room: before its header CAS, so not freed
+    }
+    ASSERT_TRUE(died) << "B never pushed a full magazine";
+    kill_at = "pop.record";
+    kill_after = 1;
+    died = false;
+    try {
+      (void)c->alloc(); // C's cache is empty: it pops B's magazine from FULL
+    } catch (const death&) {
+      died = true;
+    }
+    slab::core::fault::hook = nullptr;
+    ASSERT_TRUE(died) << "C never popped";
+    b.reset();
+    c.reset();
+    for (const std::uint32_t dead :
+         popper_first ? std::vector{c_id, b_id} : std::vector{b_id, c_id}) {
+      const auto rep = slab::core::reclaim(w.r, dead, daemon);
+      EXPECT_FALSE(rep.corrupt) << "context " << dead << ": "
+                                << (rep.problems.empty() ? "" : rep.problems.front());
+    }
+    const auto a = slab::core::audit(w.r);
+    for (const auto& p : a.problems)
+      ADD_FAILURE() << p;
+    EXPECT_EQ(a.live, ks.size() - freed);
+  }
+}
+
+// A claim cut short between its header store and its count store (the slot still in
+// the loaded magazine), then the record scribbled: `active` flipped (a valid value, so
+// the wrong magazine looks loaded), or its fields lost (so rescue finds the magazines).
+// The slot must come back once, not from both the magazine and the claim entry.
+TEST(cache_torture, a_half_done_claim_in_a_scribbled_record_comes_back_once) {
+  for (const bool lose_fields : {false, true}) {
+    SCOPED_TRACE(lose_fields ? "fields lost" : "active flipped");
+    world w;
+    cache<local_region> daemon(w.r, w.r.attach());
+    const std::uint32_t v_id = w.r.attach();
+    {
+      cache<local_region> v(w.r, v_id);
+      for (int i = 0; i < 40; ++i) // both magazines carved
+        (void)v.alloc();
+      slab::core::fault::hook = hook;
+      kill_at = "alloc.count";
+      kill_after = 1;
+      std::uint32_t entry = 0;
+      EXPECT_THROW((void)v.claim(entry), death);
+      slab::core::fault::hook = nullptr;
+    }
+    context_record& rec = w.r.context(v_id);
+    if (lose_fields) {
+      rec.mag[0].store(slab::core::no_magazine);
+      rec.mag[1].store(slab::core::no_magazine);
+      rec.active.store(7);
+    } else {
+      rec.active.store(rec.active.load() ^ 1U);
+    }
+    (void)slab::core::reclaim(w.r, v_id, daemon);
+    const auto a = slab::core::audit(w.r);
+    for (const auto& p : a.problems)
+      ADD_FAILURE() << p;
+    EXPECT_EQ(a.claimed, 0U);
+    EXPECT_EQ(a.live, 40U);
+  }
 }
 
 } // namespace

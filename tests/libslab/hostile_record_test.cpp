@@ -181,6 +181,43 @@ TEST(hostile_record, forged_carve) {
   reclaim_and_check(s, "forged carve");
 }
 
+// A won pop of the magazine at the top of the FULL stack (it sits in the depot, so no
+// pop of the victim's took it): refused, the stack stays acyclic.
+TEST(hostile_record, forged_pop_of_a_depot_magazine) {
+  using slab::core::intent_op;
+  scene s;
+  const std::uint32_t head = s.r.state().cell(slab::core::cell_id::full).peek().value;
+  ASSERT_NE(head, slab::core::no_magazine) << "the neighbour filled a magazine into FULL";
+  context_record& v = s.victim_record();
+  v.spare.store(slab::core::no_magazine);
+  v.intent.arg.store(head);
+  v.intent.seq.store(0);
+  v.won[static_cast<std::uint32_t>(slab::core::cell_id::full)].store(1);
+  v.intent.op.store(static_cast<std::uint32_t>(intent_op::pop_full));
+  reclaim_and_check(s, "forged pop of the FULL head");
+}
+
+// A won carve over slots another context carved and holds (one of them claimed, so
+// every generation is still 0): refused, as their headers are not all untouched.
+TEST(hostile_record, forged_carve_over_a_claimed_range) {
+  using slab::core::intent_op;
+  scene s(64, false); // the victim's magazines are empty
+  std::uint32_t entry = 0;
+  const key claimed = s.neighbour.claim(entry);
+  ASSERT_TRUE(claimed.plausible());
+  context_record& v = s.victim_record();
+  v.intent.arg.store(claimed.index() / slab::core::magazine_slots * slab::core::magazine_slots);
+  v.intent.seq.store(0);
+  v.won[static_cast<std::uint32_t>(slab::core::cell_id::fresh)].store(1);
+  v.intent.op.store(static_cast<std::uint32_t>(intent_op::carve));
+  const auto rep = slab::core::reclaim(s.r, s.victim_id, s.daemon);
+  EXPECT_TRUE(rep.corrupt);
+  const auto a = slab::core::audit(s.r);
+  for (const auto& p : a.problems)
+    ADD_FAILURE() << p;
+  EXPECT_EQ(a.claimed, 1U);
+}
+
 // A record that is fine is not reported: the check must not cry wolf.
 TEST(hostile_record, an_intact_record_is_not_reported) {
   scene s;

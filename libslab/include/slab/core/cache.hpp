@@ -80,7 +80,7 @@ public:
       const key k = key::make(idx, g + 1);
       e.store(k.raw(), relaxed); // recorded before the slot leaves the cache
       fault::point("claim.recorded");
-      h.store({g, me_ | claimed_flag}, relaxed);
+      h.store({g, me_ | claimed_flag}, std::memory_order_release);
       return k;
     });
   }
@@ -94,7 +94,8 @@ public:
   /// Step 2, abandoned: the slot goes back to the cache, unwritten; its generation moves
   /// two on, so the key the claim announced never becomes valid.
   void abandon_claim(std::uint32_t entry, key k) SLAB_STEP_NOEXCEPT {
-    (void)return_claimed(k.index(), k.generation() - 1, me_);
+    // Kept recorded if the slot could not go back (no room in the cache): reclaim will.
+    if (!return_claimed(k.index(), k.generation() - 1, me_)) return;
     fault::point("claim.freed");
     rec_.claims[entry].store(0, std::memory_order_release);
   }
@@ -120,7 +121,7 @@ public:
     }
     fault::point("free.store");
     loaded_->slots[c].store(idx, relaxed);
-    loaded_->count.store(c + 1, relaxed);
+    loaded_->count.store(c + 1, std::memory_order_release);
     clear_intent();
     bump(rec_.counters.frees); // the claim counted as an alloc
     return true;
@@ -158,7 +159,7 @@ public:
     fault::point("free.store");
     loaded_->slots[c].store(idx, relaxed);
     fault::point("free.count");
-    loaded_->count.store(c + 1, relaxed);
+    loaded_->count.store(c + 1, std::memory_order_release); // after the slot (reclaim)
     fault::point("free.clear");
     clear_intent();
     bump(rec_.counters.frees);
@@ -231,7 +232,7 @@ private:
   // The top slot of the loaded magazine, refilling as needed, made whatever `publish`
   // makes it (publish(header, index, generation) stores the header and returns the key);
   // then off the count. key{} when the pool has no free slot within its ready tiers.
-  template <class P> key take(P&& publish) SLAB_STEP_NOEXCEPT {
+  template <class P> [[gnu::always_inline]] key take(P&& publish) SLAB_STEP_NOEXCEPT {
     for (;;) {
       std::uint32_t c = loaded_->count.load(relaxed);
       if (c == 0) [[unlikely]] {
@@ -254,7 +255,8 @@ private:
       }
       const key k = publish(h, idx, g);
       fault::point("alloc.count");
-      loaded_->count.store(c - 1, relaxed);
+      // Release (a plain store on x86): reclaim relies on the header store coming first.
+      loaded_->count.store(c - 1, std::memory_order_release);
       bump(rec_.counters.allocs);
       return k;
     }
@@ -290,7 +292,7 @@ private:
     const std::uint32_t s = rec_.spare.load(relaxed);
     rec_.mag[rec_.active.load(relaxed) & 1U].store(s, relaxed);
     fault::point("exchange.spare");
-    rec_.spare.store(no_magazine, relaxed);
+    rec_.spare.store(no_magazine, std::memory_order_release); // after the copy (reclaim)
     loaded_ = &r_.mag(s);
   }
 
@@ -403,7 +405,7 @@ private:
       loaded_->slots[i].store(static_cast<std::uint32_t>(seen.value + i), relaxed);
     }
     fault::point("carve.count");
-    loaded_->count.store(magazine_slots, relaxed);
+    loaded_->count.store(magazine_slots, std::memory_order_release);
     clear_intent();
     bump(rec_.counters.carves);
     return true;

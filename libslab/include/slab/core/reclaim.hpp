@@ -52,32 +52,6 @@ bool transition_won(R& r, std::uint32_t who, cell_id c, std::uint64_t s) noexcep
   return r.context(who).won[static_cast<std::uint32_t>(c)].load(std::memory_order_acquire) == s + 1;
 }
 
-/// Which magazines sit in the depot's stacks, walked while neither stack moved (their
-/// seqs equal before and after): false when they kept moving or a link is corrupt.
-template <region R> bool depot_members(R& r, std::vector<std::uint8_t>& in_depot) {
-  const std::uint32_t n = r.magazine_count();
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    in_depot.assign(n, 0);
-    const cell_value f = r.state().cell(cell_id::full).peek();
-    const cell_value e = r.state().cell(cell_id::empty).peek();
-    bool ok = true;
-    for (std::uint32_t m : {f.value, e.value}) {
-      for (std::uint32_t steps = 0; ok && m != no_magazine; ++steps) {
-        ok = steps <= n && m < n && r.has_magazine(m) && in_depot[m] == 0;
-        if (ok) {
-          in_depot[m] = 1;
-          m = r.mag(m).next.load(std::memory_order_relaxed);
-        }
-      }
-    }
-    if (r.state().cell(cell_id::full).peek().seq == f.seq &&
-        r.state().cell(cell_id::empty).peek().seq == e.seq) {
-      return ok; // a stable walk that failed met a real corruption: no point retrying
-    }
-  }
-  return false;
-}
-
 namespace detail {
 
 template <region R> class reclaimer {
@@ -97,8 +71,8 @@ public:
       validate(*f);
     for (auto* f : fields)
       hand_over(*f);
-    release_claims();
     if (rep_.corrupt) rescue();
+    release_claims();
     return std::move(rep_);
   }
 
@@ -120,8 +94,8 @@ private:
            rec_.spare.load(relaxed) == m;
   }
   static bool holds(const context_record& rec, std::uint32_t m) noexcept {
-    // spare first: an exchange copies it into a mag field before clearing it
-    return rec.spare.load(relaxed) == m || rec.mag[0].load(relaxed) == m ||
+    // spare first (acquire): an exchange copies it into a mag field before clearing it
+    return rec.spare.load(std::memory_order_acquire) == m || rec.mag[0].load(relaxed) == m ||
            rec.mag[1].load(relaxed) == m;
   }
   void forget(std::uint32_t m) noexcept {
@@ -155,25 +129,89 @@ private:
   //    has no won push of it pending, and is not running (or is `by_` itself, a
   //    restarted daemon's record).
   // Anything else is held by someone else, or sits in the depot.
-  bool owned(std::uint32_t m, std::uint32_t won_pop) const noexcept {
+  bool owned(std::uint32_t m, std::uint32_t won_pop) noexcept {
     const std::uint32_t st = r_.mag(m).owner.load(relaxed);
     if (st == stamp_of(dead_)) return true;
-    if (st == no_owner) return m == won_pop;
-    const std::uint32_t c = st - 1;
+    if (m == won_pop) return won_pop_is_ours(m, st);
+    if (st == no_owner) return false;
+    return reclaimer_left_it(m, st - 1);
+  }
+  // A stamp naming context c, which does not hold m: a reclaimer that stamped a dead
+  // context's magazine (give_magazine) and died before pushing it; not a running context
+  // (but `by_`, a restarted daemon's record), and not one that pushed m since.
+  bool reclaimer_left_it(std::uint32_t m, std::uint32_t c) const noexcept {
     if (c >= r_.context_count()) return false;
     const context_record& o = r_.context(c);
     if (holds(o, m)) return false;
     const auto cs = static_cast<context_state>(o.state.load(std::memory_order_acquire));
     if (cs == context_state::active && c != by_.id()) return false;
-    return m == won_pop || !won_push_of(c, m);
+    return !won_push_of(c, m);
+  }
+  // The record's won pop of m, cut short before its stamp: the stamp is still the
+  // depot's (none), or that of a pusher that has not cleared it yet (its won push of m),
+  // or a dead reclaimer's. A forged won pop would name a magazine someone else has: m
+  // must be in no depot stack and held by nobody, as a stable walk shows.
+  bool won_pop_is_ours(std::uint32_t m, std::uint32_t st) noexcept {
+    if (st != no_owner && !won_push_of(st - 1, m) && !reclaimer_left_it(m, st - 1)) return false;
+    return nobody_else_has(m);
   }
   bool won_push_of(std::uint32_t c, std::uint32_t m) const noexcept {
+    if (c >= r_.context_count()) return false;
     const context_record& o = r_.context(c);
     const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
     if (op != intent_op::push_full && op != intent_op::push_empty) return false;
-    if (o.intent.arg.load(relaxed) != m) return false;
+    const std::uint32_t arg = o.intent.arg.load(relaxed);
+    const std::uint64_t seq = o.intent.seq.load(relaxed);
+    if (arg != m || o.intent.op.load(std::memory_order_acquire) != static_cast<std::uint32_t>(op))
+      return false; // the intent changed while it was read
     const cell_id cell = op == intent_op::push_full ? cell_id::full : cell_id::empty;
-    return transition_won(r_, c, cell, o.intent.seq.load(relaxed));
+    return transition_won(r_, c, cell, seq);
+  }
+  // Another context's won pop of m, between its CAS and its stamp.
+  bool won_pop_of(std::uint32_t c, std::uint32_t m) const noexcept {
+    const context_record& o = r_.context(c);
+    const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
+    if (op != intent_op::pop_full && op != intent_op::pop_empty) return false;
+    const std::uint32_t arg = o.intent.arg.load(relaxed);
+    const std::uint64_t seq = o.intent.seq.load(relaxed);
+    if (arg != m || o.intent.op.load(std::memory_order_acquire) != static_cast<std::uint32_t>(op))
+      return false;
+    const cell_id cell = op == intent_op::pop_full ? cell_id::full : cell_id::empty;
+    return transition_won(r_, c, cell, seq);
+  }
+  // Does any other context hold m (in its fields, or in a won pop not yet recorded)?
+  // A context whose won push gave m away no longer holds it, whatever its fields say.
+  bool held_elsewhere(std::uint32_t m) const noexcept {
+    for (std::uint32_t c = 0; c < r_.context_count(); ++c) {
+      if (c == dead_ || won_push_of(c, m)) continue;
+      if (holds(r_.context(c), m) || won_pop_of(c, m)) return true;
+    }
+    return false;
+  }
+  // m is in neither depot stack and no other context holds it, read while neither stack
+  // moved (a magazine changes hands between contexts only through the stacks). False
+  // when that cannot be shown (a depot that keeps moving, a corrupt link): then m is
+  // left alone, which at worst leaks it, never hands it out twice.
+  bool nobody_else_has(std::uint32_t m) const noexcept {
+    const std::uint32_t n = r_.magazine_count();
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      const cell_value f = r_.state().cell(cell_id::full).peek();
+      const cell_value e = r_.state().cell(cell_id::empty).peek();
+      bool found = false, ok = true;
+      for (std::uint32_t x : {f.value, e.value}) {
+        for (std::uint32_t steps = 0; ok && !found && x != no_magazine; ++steps) {
+          ok = steps <= n && x < n && r_.has_magazine(x);
+          found = ok && x == m;
+          if (ok) x = r_.mag(x).next.load(relaxed);
+        }
+      }
+      if (!found && ok) found = held_elsewhere(m);
+      if (r_.state().cell(cell_id::full).peek().seq == f.seq &&
+          r_.state().cell(cell_id::empty).peek().seq == e.seq) {
+        return ok && !found;
+      }
+    }
+    return false;
   }
 
   // Keeps in the record only magazines that are the dead context's. A magazine named
@@ -305,7 +343,9 @@ private:
     if (std::uint64_t{first} + magazine_slots > r_.state().cell(cell_id::fresh).peek().value)
       return false;
     for (std::uint32_t i = 0; i < magazine_slots; ++i) {
-      if (!r_.has_slot(first + i) || r_.header(first + i).gen() != 0) return false;
+      // {0, 0}: not even claimed (a claim leaves the generation but names its context)
+      if (!r_.has_slot(first + i) || r_.header(first + i).load() != shared_header::value{0, 0})
+        return false;
     }
     return true;
   }
@@ -356,15 +396,28 @@ private:
     std::uint32_t kept = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t idx = mag.slots[i].load(relaxed);
-      if (!r_.has_slot(idx) || gen_live(r_.header(idx).gen()) || seen_before(idx)) {
+      const bool exists = r_.has_slot(idx);
+      const shared_header::value v = exists ? r_.header(idx).load() : shared_header::value{1, 0};
+      // Its own claim cut short before the count moved (wherever a scribbled `active`
+      // left it): the slot is still in this magazine, so it is free, not claimed.
+      const bool half_claimed = !gen_live(v.gen) && v.aux == (dead_ | claimed_flag);
+      if (!exists || gen_live(v.gen) || ((v.aux & claimed_flag) != 0 && !half_claimed) ||
+          seen_before(idx)) {
         corrupt("magazine " + std::to_string(m) + " entry " + std::to_string(idx) +
                 " is not a free slot; dropped");
         continue;
       }
+      if (half_claimed) r_.header(idx).store({v.gen, dead_});
       mag.slots[kept++].store(idx, relaxed);
     }
     fault::point("reclaim.validated");
     mag.count.store(kept, relaxed);
+  }
+  bool seen(std::uint32_t idx) const noexcept {
+    for (std::uint32_t s : seen_) {
+      if (s == idx) return true;
+    }
+    return false;
   }
   bool seen_before(std::uint32_t idx) {
     for (std::uint32_t s : seen_) {
@@ -399,7 +452,9 @@ private:
       if (raw == 0) continue;
       const key k = key::from_raw(raw);
       const std::uint32_t idx = k.index();
-      if (gen_live(k.generation()) && by_.return_claimed(idx, k.generation() - 1, dead_))
+      // (A slot a magazine of its held is free already, whatever the claim says.)
+      if (gen_live(k.generation()) && !seen(idx) &&
+          by_.return_claimed(idx, k.generation() - 1, dead_))
         ++rep_.claims_released;
       fault::point("reclaim.claim");
       e.store(0, relaxed);
@@ -410,15 +465,11 @@ private:
   // stamps still name it; take back those that nobody else holds now (not in the depot,
   // not in another record, not in another context's won pop).
   void rescue() SLAB_STEP_NOEXCEPT {
-    std::vector<std::uint8_t> in_depot;
-    if (!depot_members(r_, in_depot)) {
-      problem("the depot kept moving or is corrupt; its lost magazines are not rescued");
-      return;
-    }
     for (std::uint32_t m = 0; m < r_.magazine_count(); ++m) {
       if (!r_.has_magazine(m) || r_.mag(m).owner.load(relaxed) != stamp_of(dead_)) continue;
-      if (m < in_depot.size() && in_depot[m] != 0) continue;
-      if (held_elsewhere(m)) continue;
+      if (!nobody_else_has(m)) continue;
+      // Still its: had another context taken it meanwhile, it would have stamped it.
+      if (r_.mag(m).owner.load(std::memory_order_acquire) != stamp_of(dead_)) continue;
       validate_contents(m);
       rec_.spare.store(m, relaxed);
       hand_over(rec_.spare);
@@ -426,18 +477,6 @@ private:
     }
     if (rep_.rescued != 0)
       problem(std::to_string(rep_.rescued) + " magazine(s) it no longer named were rescued");
-  }
-  bool held_elsewhere(std::uint32_t m) {
-    for (std::uint32_t c = 0; c < r_.context_count(); ++c) {
-      if (c == dead_) continue;
-      const context_record& o = r_.context(c);
-      if (holds(o, m)) return true;
-      const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
-      if ((op == intent_op::pop_full || op == intent_op::pop_empty) &&
-          o.intent.arg.load(relaxed) == m)
-        return true;
-    }
-    return false;
   }
 
   R& r_;

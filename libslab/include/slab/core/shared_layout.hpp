@@ -94,6 +94,12 @@ enum class context_state : std::uint32_t {
   quarantined, ///< reclaim found it corrupt; left alone and reported
 };
 
+/// Who a record belongs to: a client's context, or a daemon's helper (a temporary
+/// context shmd uses to reclaim its own record when it adopts a pool). A restarted
+/// daemon reclaims a dead daemon's helpers and records in the order their reclaims
+/// nest: a record left mid-reclaim (dead) after its reclaimer.
+enum class context_role : std::uint32_t { client = 0, daemon_helper = 1 };
+
 /// Per-context counters, written only by the owner with relaxed stores (a plain add on
 /// a line the owner already holds), summed by readers.
 struct context_counters {
@@ -127,6 +133,7 @@ struct alignas(64) context_record {
   std::atomic<std::uint32_t> state{0}; ///< context_state
   std::atomic<std::uint32_t> pid{0};
   std::atomic<std::uint64_t> incarnation{0}; ///< bumped each time the record is reused
+  std::atomic<std::uint32_t> role{0};        ///< context_role, set by whoever attached it
 };
 static_assert(sizeof(context_record) == 192);
 static_assert(offsetof(context_record, counters) == 64);
