@@ -251,11 +251,27 @@ struct clock_info {
   double overhead = 0;    ///< cycles of an empty start/stop pair: subtracted from everything
 };
 
-/// One run's distribution, in cycles net of the timer overhead.
+/// The percentiles a latency plot draws: p50, then 1 - 10^(-k/4) for k = 4 .. 24 (p90
+/// to p999999, four points per decade of nines), then the max (q = 1).
+inline constexpr std::size_t ladder_points = 23;
+inline double ladder_q(std::size_t i) noexcept {
+  if (i == 0) return 0.5;
+  if (i + 1 == ladder_points) return 1.0;
+  return 1.0 - std::pow(10.0, -static_cast<double>(i + 3) / 4.0);
+}
+
+/// One run's distribution, in cycles net of the timer overhead. Plain data: it crosses
+/// process boundaries in shared memory.
 struct stats {
   std::size_t samples = 0;
   double p50 = 0, p99 = 0, p999 = 0, p9999 = 0, max = 0;
   double ops_per_s = 0;
+  /// ladder[i]: percentile ladder_q(i), nearest rank, NaN where the run has too few
+  /// samples to tell (fewer than 1 / (1 - q)). For plots.
+  double ladder[ladder_points] = {};
+  /// Page faults (minor + major) the process took during the timed loop, where the
+  /// workload counts them (growth); -1 where not counted.
+  double faults = -1;
 };
 
 /// The statistics a report shows, in column order.
@@ -312,6 +328,19 @@ inline double mean_of(std::span<const std::uint64_t> v) noexcept {
   return v.empty() ? 0 : static_cast<double>(total) / static_cast<double>(v.size());
 }
 
+/// Fills s.ladder from v (reordering it), each point passed through `net`.
+template <class Net> void fill_ladder(stats& s, std::span<std::uint64_t> v, Net net) {
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < ladder_points; ++i) {
+    const double q = ladder_q(i);
+    if (q < 1.0 && static_cast<double>(v.size()) * (1.0 - q) < 1.0) {
+      s.ladder[i] = std::nan("");
+      continue;
+    }
+    s.ladder[i] = q >= 1.0 ? s.max : net(static_cast<double>(rank_select(v, q, from)));
+  }
+}
+
 /// Summarizes raw samples (reordering them), net of the timer overhead.
 inline stats summarize(std::span<std::uint64_t> v, const clock_info& clk) {
   stats s;
@@ -327,6 +356,22 @@ inline stats summarize(std::span<std::uint64_t> v, const clock_info& clk) {
   s.p9999 = net(percentile(v, 0.9999, from, clk.step));
   const auto rest = v.begin() + static_cast<std::ptrdiff_t>(from);
   s.max = net(static_cast<double>(*std::max_element(rest, v.end())));
+  fill_ladder(s, v, net);
+  return s;
+}
+
+/// The statistics of samples that each timed `batch` operations, per operation: for
+/// operations cheaper than the clock's resolution (see the header). The timer overhead
+/// is subtracted once per sample, then the sample divided by the batch; percentiles are
+/// of batch means, so a tail is smoothed over `batch` operations.
+inline stats summarize_batch(std::span<std::uint64_t> v, const clock_info& clk, std::size_t batch) {
+  stats s = summarize(v, clk);
+  const auto b = static_cast<double>(std::max<std::size_t>(batch, 1));
+  for (double* x : {&s.p50, &s.p99, &s.p999, &s.p9999, &s.max})
+    *x /= b;
+  for (double& x : s.ladder)
+    x /= b;
+  s.ops_per_s *= b;
   return s;
 }
 
@@ -371,6 +416,9 @@ struct row {
   std::string workload;
   std::string peer;
   std::vector<stats> reps;
+  /// Why the peer has no figures (not built, or could not run here): reported, never
+  /// dropped.
+  std::string note = {};
 
   [[nodiscard]] spread of(std::size_t stat) const {
     std::vector<double> v;
@@ -449,17 +497,38 @@ inline void print_header(std::ostream& os, const run_info& info) {
 
 inline void print_table(std::ostream& os, const run_info& info, const std::vector<row>& rows) {
   print_header(os, info);
-  constexpr std::size_t w_name = 13, w_cell = 22;
-  os << pad("workload", w_name) << pad("peer", w_name) << pad("samples", 10);
+  constexpr std::size_t w_name = 20, w_cell = 22;
+  os << pad("workload", w_name) << pad("peer", w_name - 2) << pad("samples", 10);
   for (const std::string_view n : stat_names)
     os << pad(n == "mops" ? "Mops/s" : std::string(n), w_cell);
   os << '\n';
   for (const row& r : rows) {
-    os << pad(r.workload, w_name) << pad(r.peer, w_name)
+    os << pad(r.workload, w_name) << pad(r.peer, w_name - 2)
        << pad(std::to_string(r.reps.empty() ? 0 : r.reps.front().samples), 10);
+    if (r.reps.empty()) {
+      os << "not run: " << (r.note.empty() ? "no figures" : r.note) << '\n';
+      continue;
+    }
     for (std::size_t i = 0; i < stat_count; ++i)
       os << pad(cell(r.of(i), i + 1 == stat_count), w_cell);
     os << '\n';
+  }
+}
+
+/// The page faults of the rows that count them (median over the repetitions).
+inline void print_faults(std::ostream& os, const std::vector<row>& rows) {
+  bool any = false;
+  for (const row& r : rows) {
+    std::vector<double> v;
+    for (const stats& s : r.reps)
+      if (s.faults >= 0) v.push_back(s.faults);
+    if (v.empty()) continue;
+    if (!any) os << "\npage faults in the timed loop (median of the repetitions [min-max]):\n";
+    any = true;
+    const spread f = spread_of(v);
+    char b[96];
+    std::snprintf(b, sizeof b, "%.0f [%.0f-%.0f]", f.median, f.min, f.max);
+    os << "  " << pad(r.workload, 20) << pad(r.peer, 18) << b << '\n';
   }
 }
 
@@ -468,6 +537,11 @@ inline void write_csv(std::ostream& os, const run_info& info, const std::vector<
   os << "workload,peer,samples,stat,unit,median,min,max,reps,cpu,tsc_hz,timer_overhead\n";
   const double oh = spread_of(info.overhead).median; // the median, subtracted
   for (const row& r : rows) {
+    if (r.reps.empty()) { // not run: one line that says why
+      os << r.workload << ',' << r.peer << ",0,not_run,\"" << r.note << "\",,,,0," << info.cpu
+         << ',' << static_cast<std::uint64_t>(info.tsc_hz) << ',' << oh << '\n';
+      continue;
+    }
     for (std::size_t i = 0; i < stat_count; ++i) {
       const spread s = r.of(i);
       char b[256];
@@ -499,6 +573,10 @@ inline std::string json_spread(const spread& s) {
 inline void write_json_row(std::ostream& os, const row& r) {
   os << "    {\"workload\": " << json_string(r.workload) << ", \"peer\": " << json_string(r.peer)
      << ", \"samples\": " << (r.reps.empty() ? 0 : r.reps.front().samples);
+  if (r.reps.empty()) {
+    os << ", \"not_run\": " << json_string(r.note) << '}';
+    return;
+  }
   for (std::size_t i = 0; i < stat_count; ++i)
     os << ", " << json_string(stat_names[i]) << ": " << json_spread(r.of(i));
   os << ", \"reps\": [";
@@ -524,6 +602,34 @@ inline void write_json(std::ostream& os, const run_info& info, const std::vector
     os << (i + 1 < rows.size() ? ",\n" : "\n");
   }
   os << "  ]\n}\n";
+}
+
+/// Plot data for one workload: a gnuplot table with one line per ladder point (the
+/// percentile, then each peer's cycles there, median over the repetitions; NaN where
+/// a peer has too few samples) and a header line naming the peers. Peers that did not
+/// run are left out.
+inline void write_ladder(std::ostream& os, const std::vector<row>& rows,
+                         const std::string& workload) {
+  std::vector<const row*> ran;
+  for (const row& r : rows)
+    if (r.workload == workload && !r.reps.empty()) ran.push_back(&r);
+  os << "percentile";
+  for (const row* r : ran)
+    os << " \"" << r->peer << '"';
+  os << '\n';
+  for (std::size_t i = 0; i < ladder_points; ++i) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.7f", ladder_q(i));
+    os << b;
+    for (const row* r : ran) {
+      std::vector<double> v;
+      for (const stats& s : r->reps)
+        if (!std::isnan(s.ladder[i])) v.push_back(s.ladder[i]);
+      std::snprintf(b, sizeof b, " %.6g", v.empty() ? std::nan("") : spread_of(v).median);
+      os << b;
+    }
+    os << '\n';
+  }
 }
 
 } // namespace latency

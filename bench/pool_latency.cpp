@@ -1,23 +1,35 @@
-// pool_latency: the daemon-backed pool (slab::pool<T> through shmd) beside the embedded
-// slab and the floor, per operation, in TSC cycles net of the timer.
+// pool_latency: the daemon-backed pool (slab::pool<T> through shmd) beside its peers,
+// per operation, in TSC cycles net of the timer.
 //
 // It starts its own shmd (the one built beside it, or --shmd PATH) with a temporary
-// config: one pool of 64-byte slots, 1M slots ready, hugepages preferred.
+// config: pools b64 and b256 (64- and 256-byte slots, 1M slots ready), and one pool
+// per repetition for the growth workload (grow<r>: 256K slots ready, up to 8M, grow_at
+// 0.5, so that the workload meets four tier additions on its way to 4M), hugepages
+// preferred.
 //
-// Workloads (each sample one timed operation):
-//   alloc_free  emplace then erase of the same value: the cache-hit path (after the first
-//               magazine, every alloc and free stays in the context's two magazines).
-//   get         random get over 1M live keys, reading one word of the value; the plain
-//               array row indexes a prefaulted array instead (no key check at all).
-//   handoff     process A (this one) emplaces a value stamped with the TSC and passes the
-//               key through a shared ring to process B, pinned to another CPU, which gets
-//               and erases it; one key in flight at a time. Rows: A's emplace, B's
-//               get+erase, and stamp-to-get (the whole handoff: the key's and the value's
-//               cache lines crossing cores, ring included).
+// Workloads (workloads.hpp has the loops and the batch method):
+//   alloc_free/64B, /256B    emplace+erase of one value, 16 pairs per sample: the cache
+//                            hit path
+//   get_random_1M, get_seq_1M   16 gets per sample over 1M live keys
+//   growth_4M/64B            4M emplaces into a pool that starts EMPTY, through every
+//                            tier shmd adds meanwhile; page faults in the loop counted
+//   churn_1M/64B             fill 1M, 10M random erase+emplace pairs
+//   handoff                  process A (this one) emplaces a value stamped with the TSC
+//                            and passes the key through a shared ring to process B,
+//                            pinned to another CPU, which gets and erases it; one key in
+//                            flight at a time. Rows: A's emplace, B's get+erase, and
+//                            stamp-to-get (the key's and the value's cache lines crossing
+//                            cores, ring included). Peers: slab::pool, and Boost's
+//                            managed_shared_memory (B gets the address from a handle).
+//   nproc_churn/N            N processes, each with its own context of the same pool,
+//                            churn in bursts of 128 erases then 128 emplaces (four
+//                            magazines each way: the depot is in every burst); each
+//                            op timed; throughput per process from wall time.
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +37,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -34,40 +47,60 @@
 #include <slab/client.hpp>
 
 #include "latency.hpp"
+#include "peers/alloc_peers.hpp"
+#include "peers/dpdk.hpp"
 #include "peers/peers.hpp"
+#include "targets.hpp"
+#include "workloads.hpp"
 
 namespace {
 
+using peers::Payload256;
 using peers::Payload64;
+using workloads::kind;
+using workloads::peer_entry;
+using workloads::workload;
 
 struct options {
   std::string shmd = SHMD_BINARY;
   std::size_t reps = 3;
-  std::size_t n = 1'000'000;
   bool quick = false;
   int cpu = -1;
+  double grow_at = 0.5;
+  std::string json, csv, plot_dir;
 };
 
 // ---- a daemon of our own ----------------------------------------------------------
 
 class daemon_process {
 public:
-  explicit daemon_process(const std::string& binary) {
+  daemon_process(const std::string& binary, std::size_t reps, double grow_at) {
     dir_ = std::filesystem::temp_directory_path() / ("pool_latency." + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
+    // Segments in tmpfs: on a disk-backed /tmp (ext4 here) a shared file mapping takes a
+    // write fault per page for dirty tracking, and the kernel writes it back to disk.
+    seg_dir_ = std::filesystem::path("/dev/shm") / ("pool_latency." + std::to_string(::getpid()));
+    std::filesystem::create_directories(seg_dir_);
     socket_ = (dir_ / "shmd.sock").string();
     const std::string cfg = (dir_ / "shmd.toml").string();
-    std::ofstream(cfg) << "[daemon]\nsocket = \"" << socket_ << "\"\nlog_level = \"warning\"\n"
-                       << "segment_dir = \"" << dir_.string() << "\"\nhugepage_dir = \"\"\n"
-                       << "[[pool]]\nname = \"bench\"\nslot_size = 64\ncapacity = 1048576\n"
-                       << "max_capacity = 8388608\nhugepages = \"prefer\"\ncontexts = 8\n";
+    std::ofstream f(cfg);
+    f << "[daemon]\nsocket = \"" << socket_ << "\"\nlog_level = \"warning\"\n"
+      << "segment_dir = \"" << seg_dir_.string() << "\"\nhugepage_dir = \"\"\n";
+    for (const unsigned size : {64U, 256U})
+      f << "[[pool]]\nname = \"b" << size << "\"\nslot_size = " << size
+        << "\ncapacity = 1048576\nmax_capacity = 2097152\nhugepages = \"prefer\"\ncontexts = 8\n";
+    for (std::size_t r = 0; r < reps; ++r)
+      f << "[[pool]]\nname = \"grow" << r << "\"\nslot_size = 64\ncapacity = 262144\n"
+        << "max_capacity = 8388608\nhugepages = \"prefer\"\ncontexts = 4\ngrow_at = " << grow_at
+        << "\n";
+    f.close();
     pid_ = ::fork();
     if (pid_ == 0) {
       ::execl(binary.c_str(), binary.c_str(), "--config", cfg.c_str(), nullptr);
       std::perror("exec shmd");
       ::_exit(127);
     }
-    for (int i = 0; i < 300; ++i) { // up to 30 s: the first tier is prefaulted first
+    for (int i = 0; i < 600; ++i) { // up to 60 s: first tiers are prefaulted first
       try {
         (void)slab::client::connect(socket_);
         return;
@@ -79,80 +112,49 @@ public:
     }
     throw std::runtime_error("shmd did not come up at " + socket_);
   }
+  daemon_process(const daemon_process&) = delete;
+  daemon_process& operator=(const daemon_process&) = delete;
   ~daemon_process() {
     ::kill(pid_, SIGTERM);
     int st = 0;
     ::waitpid(pid_, &st, 0);
-    std::filesystem::remove_all(dir_);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove_all(seg_dir_, ec);
   }
   [[nodiscard]] const std::string& socket() const { return socket_; }
 
 private:
-  std::filesystem::path dir_;
+  std::filesystem::path dir_, seg_dir_;
   std::string socket_;
   pid_t pid_ = -1;
 };
 
-// ---- workloads ----------------------------------------------------------------------
+// ---- the pool as a peer ------------------------------------------------------------
 
-struct ctx {
-  latency::recorder& rec;
-  latency::clock_info clk;
-  std::size_t n;
-};
-
-latency::stats done(ctx& c) { return latency::summarize(c.rec.samples(), c.clk); }
-
-template <class Pool> latency::stats alloc_free(ctx& c, Pool& p) {
-  const Payload64 v = peers::make_payload(7);
-  for (int warm = 0; warm < 1000; ++warm)
-    p.erase(p.insert(v));
-  c.rec.clear();
-  for (std::size_t i = 0; i < c.n; ++i) {
-    c.rec.time([&] { p.erase(p.insert(v)); });
-  }
-  return done(c);
-}
-
-template <class Pool> latency::stats random_get(ctx& c, Pool& p) {
-  std::vector<typename Pool::key_type> keys = peers::fill(p, c.n);
-  peers::splitmix64 rng(42);
-  c.rec.clear();
-  for (std::size_t i = 0; i < c.n; ++i) {
-    const auto k = keys[rng.below(keys.size())];
-    c.rec.time([&] { return p.get(k)->w[3]; });
-  }
-  for (const auto& k : keys)
-    p.erase(k);
-  return done(c);
-}
-
-// The client pool behind the peers' interface.
-struct pool_peer {
+/// slab::pool<P> behind the peers' interface; `current` is the open pool it uses (the
+/// driver points it at b64, b256 or this repetition's growth pool).
+template <class P> struct pool_peer {
+  static constexpr std::string_view name = "slab::pool";
+  static constexpr bool frees_each = true; // values live in shmd's pool: erase them after
   using key_type = slab::key;
-  slab::pool<Payload64>& p;
-  key_type insert(const Payload64& v) { return p.emplace(v); }
-  Payload64* get(key_type k) noexcept { return p.get(k); }
+  static inline slab::pool<P>* current = nullptr;
+  explicit pool_peer(std::size_t /*capacity*/) : p(*current) {}
+  key_type insert(const P& v) { return p.emplace(v); }
+  P* get(key_type k) noexcept { return p.get(k); }
   void erase(key_type k) noexcept { p.erase(k); }
+  slab::pool<P>& p;
 };
 
-// A plain prefaulted array indexed directly: the least a get can cost.
-struct array_peer {
-  using key_type = std::size_t;
-  std::vector<Payload64> a;
-  std::size_t used = 0;
-  explicit array_peer(std::size_t n) : a(n) {}
-  key_type insert(const Payload64& v) {
-    a[used] = v;
-    return used++;
-  }
-  Payload64* get(key_type k) noexcept { return &a[k]; }
-  void erase(key_type) noexcept {}
+struct open_pools {
+  slab::pool<Payload64> b64;
+  slab::pool<Payload256> b256;
+  slab::pool<Payload64>* grow = nullptr; // this repetition's
 };
 
 // ---- handoff -------------------------------------------------------------------------
 
-// Single-producer single-consumer ring of keys in a MAP_SHARED page set.
+// Single-producer single-consumer ring of keys (or handles) in a MAP_SHARED page set.
 struct ring {
   static constexpr std::size_t size = 1024;
   alignas(64) std::atomic<std::uint64_t> head{0};
@@ -162,34 +164,48 @@ struct ring {
   latency::stats results[2]; // written by the consumer: get+erase, stamp-to-get
 };
 
-void consume(ring& r, const std::string& socket, const ctx& c0, int cpu) {
-  latency::pin_to_cpu(cpu);
-  slab::client cl = slab::client::connect(socket);
-  slab::pool<Payload64> pool = cl.open<Payload64>("bench");
-  latency::recorder get_erase(c0.n), e2e(c0.n);
+/// How B turns what A sent into a value and frees it: one per handoff peer.
+struct pool_side {
+  slab::pool<Payload64>& p;
+  Payload64* get(std::uint64_t raw) { return p.get(slab::key::from_raw(raw)); }
+  void erase(std::uint64_t raw) { p.erase(slab::key::from_raw(raw)); }
+};
+struct boost_side {
+  peers::bip::managed_shared_memory& seg;
+  Payload64* get(std::uint64_t handle) {
+    return static_cast<Payload64*>(seg.get_address_from_handle(
+        static_cast<peers::bip::managed_shared_memory::handle_t>(handle)));
+  }
+  void erase(std::uint64_t handle) { seg.deallocate(get(handle)); }
+};
+
+template <class Side>
+void consume(ring& r, Side side, const latency::clock_info& clk, std::size_t n) {
+  latency::recorder get_erase(n), e2e(n);
   r.consumer_ready.store(true, std::memory_order_release); // the producer starts now
-  for (std::size_t i = 0; i < c0.n; ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     while (r.tail.load(std::memory_order_acquire) == r.head.load(std::memory_order_relaxed)) {}
     const std::uint64_t raw = r.keys[r.head.load(std::memory_order_relaxed) % ring::size];
     r.head.fetch_add(1, std::memory_order_release);
-    const slab::key k = slab::key::from_raw(raw);
-    std::uint64_t stamp = 0;
     const std::uint64_t t0 = latency::tsc_start();
-    Payload64* v = pool.get(k);
-    stamp = v->w[0];
-    pool.erase(k);
+    Payload64* v = side.get(raw);
+    const std::uint64_t stamp = v->w[0];
+    side.erase(raw);
     const std::uint64_t t1 = latency::tsc_stop();
     get_erase.add(t1 - t0);
     e2e.add(t0 > stamp ? t0 - stamp : 0);
   }
-  r.results[0] = latency::summarize(get_erase.samples(), c0.clk);
-  latency::clock_info raw_clk = c0.clk;
+  r.results[0] = latency::summarize(get_erase.samples(), clk);
+  latency::clock_info raw_clk = clk;
   raw_clk.overhead = 0; // stamp-to-get is a difference of two reads, not a timed region
   r.results[1] = latency::summarize(e2e.samples(), raw_clk);
 }
 
-std::vector<latency::stats> handoff(ctx& c, slab::pool<Payload64>& pool, const std::string& socket,
-                                    int consumer_cpu) {
+/// Runs the consumer in a child on `cpu` (`attach` builds its side there), the producer
+/// here: `emplace(value)` returns what goes into the ring.
+template <class Attach, class Emplace>
+std::vector<latency::stats> handoff(latency::recorder& rec, const latency::clock_info& clk,
+                                    std::size_t n, int cpu, Attach attach, Emplace emplace) {
   void* mem =
       ::mmap(nullptr, sizeof(ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("mmap of the ring failed");
@@ -197,7 +213,8 @@ std::vector<latency::stats> handoff(ctx& c, slab::pool<Payload64>& pool, const s
   const pid_t child = ::fork();
   if (child == 0) {
     try {
-      consume(r, socket, c, consumer_cpu);
+      latency::pin_to_cpu(cpu);
+      attach(r, n);
       ::_exit(0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "handoff consumer: %s\n", e.what());
@@ -208,101 +225,460 @@ std::vector<latency::stats> handoff(ctx& c, slab::pool<Payload64>& pool, const s
     int st = 0;
     if (::waitpid(child, &st, WNOHANG) == child) throw std::runtime_error("handoff consumer died");
   }
-  c.rec.clear();
-  for (std::size_t i = 0; i < c.n; ++i) {
+  rec.clear();
+  for (std::size_t i = 0; i < n; ++i) {
     // One key in flight at a time: stamp-to-get then measures the handoff itself, not
     // time spent queued behind earlier keys.
     while (r.tail.load(std::memory_order_relaxed) != r.head.load(std::memory_order_acquire)) {}
-    Payload64 v = peers::make_payload(i);
+    Payload64 v = peers::make_payload<Payload64>(i);
     v.w[0] = latency::tsc_stop();
-    const slab::key k = c.rec.time([&] { return pool.emplace(v); });
-    r.keys[r.tail.load(std::memory_order_relaxed) % ring::size] = k.raw();
+    const std::uint64_t k = rec.time([&] { return emplace(v); });
+    r.keys[r.tail.load(std::memory_order_relaxed) % ring::size] = k;
     r.tail.fetch_add(1, std::memory_order_release);
   }
   int st = 0;
   ::waitpid(child, &st, 0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw std::runtime_error("handoff consumer failed");
-  std::vector<latency::stats> out{done(c), r.results[0], r.results[1]};
+  std::vector<latency::stats> out{latency::summarize(rec.samples(), clk), r.results[0],
+                                  r.results[1]};
   ::munmap(mem, sizeof(ring));
   return out;
+}
+
+// ---- N processes churning one pool ---------------------------------------------------
+
+struct nproc_shared {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  latency::stats results[2];
+};
+
+constexpr std::size_t burst = 128;
+
+/// A random index below n that is not among the first `k` of `taken` (untimed: a burst
+/// never erases the same key twice).
+inline std::size_t distinct_draw(peers::splitmix64& rng, std::size_t n, const std::size_t* taken,
+                                 std::size_t k) {
+  for (;;) {
+    const std::size_t j = rng.below(n);
+    if (std::find(taken, taken + k, j) == taken + k) return j;
+  }
+}
+
+/// One process's churn: bursts of `burst` erases of random own keys, then as many
+/// inserts; every operation timed; throughput from the wall time of the whole loop.
+template <class Peer>
+latency::stats churn_bursts(Peer& p, std::size_t live, std::size_t ops, std::uint64_t seed,
+                            const latency::clock_info& clk, nproc_shared& sh) {
+  std::vector<typename Peer::key_type> keys = peers::fill(p, live);
+  latency::recorder rec(ops + 2 * burst);
+  peers::splitmix64 rng(seed);
+  sh.ready.fetch_add(1);
+  while (!sh.go.load(std::memory_order_acquire)) {}
+  std::size_t slots[burst];
+  const std::uint64_t t0 = latency::tsc_start();
+  for (std::size_t done = 0; done < ops; done += 2 * burst) {
+    for (std::size_t i = 0; i < burst; ++i) {
+      slots[i] = distinct_draw(rng, keys.size(), slots, i);
+      const auto k = keys[slots[i]];
+      rec.time([&] { p.erase(k); });
+    }
+    for (std::size_t i = 0; i < burst; ++i) {
+      const Payload64 v = peers::make_payload<Payload64>(done + i);
+      keys[slots[i]] = rec.time([&] { return p.insert(v); });
+    }
+  }
+  const std::uint64_t t1 = latency::tsc_stop();
+  latency::stats s = latency::summarize(rec.samples(), clk);
+  s.ops_per_s = static_cast<double>(rec.size()) * clk.hz / static_cast<double>(t1 - t0);
+  peers::dispose(p, keys);
+  return s;
+}
+
+/// Runs `work(i, shared)` in `n` child processes pinned to different CPUs, starts them
+/// together, and returns the results of process 0 with the mean throughput per process.
+template <class Work> latency::stats nproc(std::size_t n, const std::vector<int>& cpus, Work work) {
+  void* mem = ::mmap(nullptr, sizeof(nproc_shared), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error("mmap failed");
+  auto& sh = *new (mem) nproc_shared();
+  std::vector<pid_t> kids;
+  for (std::size_t i = 0; i < n; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      try {
+        latency::pin_to_cpu(cpus[i % cpus.size()]);
+        sh.results[i] = work(i, sh);
+        ::_exit(0);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "nproc child %zu: %s\n", i, e.what());
+        ::_exit(1);
+      }
+    }
+    kids.push_back(pid);
+  }
+  while (sh.ready.load() != static_cast<int>(n)) {
+    int st = 0;
+    for (const pid_t k : kids)
+      if (::waitpid(k, &st, WNOHANG) == k) throw std::runtime_error("nproc child died early");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  sh.go.store(true, std::memory_order_release);
+  bool ok = true;
+  for (const pid_t k : kids) {
+    int st = 0;
+    ::waitpid(k, &st, 0);
+    ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  if (!ok) throw std::runtime_error("an nproc child failed");
+  latency::stats s = sh.results[0];
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    sum += sh.results[i].ops_per_s;
+  s.ops_per_s = sum / static_cast<double>(n);
+  ::munmap(mem, sizeof(nproc_shared));
+  return s;
 }
 
 // ---- driver --------------------------------------------------------------------------
 
 options parse(int argc, char** argv) {
   options o;
+  bool reps_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
     if (a == "--quick") {
       o.quick = true;
-      o.reps = 1;
-      o.n = 20'000;
-    } else if (a == "--reps" && i + 1 < argc) {
-      o.reps = std::strtoul(argv[++i], nullptr, 10);
-    } else if (a == "--shmd" && i + 1 < argc) {
+    } else if (a == "--reps" && has_value) {
+      o.reps = std::max<std::size_t>(1, std::strtoul(argv[++i], nullptr, 10));
+      reps_given = true;
+    } else if (a == "--shmd" && has_value) {
       o.shmd = argv[++i];
-    } else if (a == "--cpu" && i + 1 < argc) {
+    } else if (a == "--cpu" && has_value) {
       o.cpu = std::atoi(argv[++i]);
+    } else if (a == "--grow-at" && has_value) {
+      o.grow_at = std::strtod(argv[++i], nullptr);
+      if (!(o.grow_at > 0 && o.grow_at < 1))
+        throw std::invalid_argument("--grow-at: a fraction in (0, 1), not " + std::string(argv[i]));
+    } else if (a == "--json" && has_value) {
+      o.json = argv[++i];
+    } else if (a == "--csv" && has_value) {
+      o.csv = argv[++i];
+    } else if (a == "--plot-dir" && has_value) {
+      o.plot_dir = argv[++i];
     } else {
-      std::fprintf(stderr,
-                   "usage: pool_latency [--quick] [--reps K] [--cpu N] [--shmd PATH]\n"
-                   "Cache-hit alloc+free, random get and cross-process handoff through a\n"
-                   "shmd it starts itself, beside slab::slab, the floor and a plain array.\n");
+      std::fprintf(
+          stderr, "usage: pool_latency [--quick] [--reps K] [--cpu N] [--shmd PATH] [--grow-at F]\n"
+                  "                    [--csv FILE] [--json FILE] [--plot-dir DIR]\n"
+                  "The daemon-backed pool beside its peers: cache-hit alloc+free, gets, growth\n"
+                  "from empty, churn, cross-process handoff and N processes churning one pool,\n"
+                  "through a shmd it starts itself.\n");
       std::exit(a == "--help" ? 0 : 1);
     }
   }
+  if (o.quick && !reps_given) o.reps = 1;
   return o;
 }
 
+struct plan {
+  std::vector<workload> ws;
+  std::size_t handoff_n, nproc_ops, nproc_live;
+};
+
+plan make_plan(bool quick) {
+  const std::size_t live = quick ? 20'000 : 1'000'000, ops = quick ? 200'000 : 10'000'000;
+  const std::size_t grow = quick ? 400'000 : 4'000'000, get_ops = quick ? 80'000 : 4'000'000;
+  const std::string l = quick ? "20K" : "1M";
+  plan p;
+  for (const std::size_t b : {64U, 256U}) {
+    const std::string sz = "/" + std::to_string(b) + "B";
+    p.ws.push_back({"alloc_free" + sz, kind::alloc_free, 0, ops, b, 16});
+    p.ws.push_back({"get_random_" + l + sz, kind::get_random, live, get_ops, b, 16});
+    p.ws.push_back({"get_seq_" + l + sz, kind::get_seq, live, get_ops, b, 16});
+  }
+  p.ws.push_back(
+      {std::string("growth_") + (quick ? "400K" : "4M") + "/64B", kind::growth, grow, grow, 64});
+  p.ws.push_back({"churn_" + l + "/64B", kind::churn, live, ops, 64});
+  p.handoff_n = quick ? 20'000 : 1'000'000;
+  p.nproc_ops = quick ? 100'000 : 4'000'000;
+  p.nproc_live = quick ? 10'000 : 100'000;
+  return p;
+}
+
+// Which peers run which workloads here (slab_latency has every in-process peer on
+// growth and churn; this program keeps the ones that frame the pool).
+bool applies(const std::string& peer, kind k) {
+  const bool get = k == kind::get_random || k == kind::get_seq;
+  if (peer == "slab::pool" || peer == "slab::slab") return true;
+  if (get) return peer == "vec_slab" || peer == "plain array";
+  if (k == kind::alloc_free)
+    return peer == "floor" || peer == "glibc malloc" || peer == "boost shm" ||
+           peer == "boost node_alloc" || peer == "rte_mempool";
+  if (k == kind::growth) return peer == "floor" || peer == "slab+locked" || peer == "vec_slab";
+  return peer == "floor" || peer == "slab+locked" || peer == "rte_mempool" ||
+         peer == "boost node_alloc" || peer == "glibc malloc"; // churn
+}
+
+std::vector<peer_entry> make_peers(open_pools& pools, int cpu) {
+  using namespace workloads;
+  peer_entry pool{"slab::pool", "", true, [&pools](context& c, const workload& w) {
+                    pool_peer<Payload64>::current = w.k == kind::growth ? pools.grow : &pools.b64;
+                    pool_peer<Payload256>::current = &pools.b256;
+                    return run_sized<pool_peer>(c, w);
+                  }};
+  return {pool,
+          entry<peers::slab_peer>(),
+          entry<peers::slab_locked_peer>(),
+          entry<peers::vec_slab_peer>(),
+          entry<peers::floor_peer>(),
+          entry<peers::array_peer>(),
+          entry<peers::malloc_peer>(false),
+          entry<peers::boost_shm_peer>(false),
+          entry<peers::boost_node_peer>(false),
+          peers::dpdk::entry(cpu)};
+}
+
+std::vector<targets::verdict> judge(const std::vector<latency::row>& rows, const plan& pl) {
+  using targets::ratio;
+  std::vector<targets::verdict> v;
+  for (const workload& w : pl.ws) {
+    switch (w.k) {
+    case kind::alloc_free:
+      v.push_back(ratio(
+          rows, "cache-hit alloc+free through the client library: median within 1.3x of the floor",
+          w.name, "slab::pool", "floor", 0, 1.3));
+      break;
+    case kind::get_random:
+    case kind::get_seq:
+      v.push_back(ratio(rows, "get(key) with the stale-key check: within 1.5x of a plain array",
+                        w.name, "slab::pool", "plain array", 0, 1.5));
+      continue;
+    case kind::growth:
+      v.push_back(ratio(rows, "growth through shmd: p99 no worse than the floor's", w.name,
+                        "slab::pool", "floor", 1, 1.0));
+      v.push_back(ratio(rows, "growth through shmd: p999 no worse than the floor's", w.name,
+                        "slab::pool", "floor", 2, 1.0));
+      v.push_back(ratio(rows, "growth through shmd: max within 1.5x the floor's", w.name,
+                        "slab::pool", "floor", 4, 1.5));
+      break;
+    case kind::churn: break;
+    }
+    v.push_back(targets::ahead(rows, w.name, "slab::pool", {"floor", "slab::slab", "slab+locked"}));
+  }
+  v.push_back(targets::ahead(rows, "handoff B", "slab::pool", {}));
+  v.push_back(targets::ahead(rows, "handoff A", "slab::pool", {}));
+  for (const char* peer : {"slab::pool", "boost node_alloc"}) {
+    const latency::row* one = targets::find(rows, "nproc_churn/1", peer);
+    const latency::row* two = targets::find(rows, "nproc_churn/2", peer);
+    targets::verdict t{std::string("N processes churning one pool (") + peer +
+                           "): throughput per process falls <= 25% from 1 to 2",
+                       false, "not measured"};
+    if (one != nullptr && two != nullptr) {
+      const double a = one->of(5).median, b = two->of(5).median;
+      t.met = b >= 0.75 * a;
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%.1f Mops/s per process alone, %.1f with two: %+.0f%%", a, b,
+                    a > 0 ? (b / a - 1) * 100 : 0.0);
+      t.detail = buf;
+    }
+    v.push_back(t);
+  }
+  return v;
+}
+
+void write_outputs(const options& o, const latency::run_info& info,
+                   const std::vector<latency::row>& rows, const std::vector<targets::verdict>& vs) {
+  if (!o.csv.empty()) {
+    std::ofstream f(o.csv);
+    latency::write_csv(f, info, rows);
+  }
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    latency::write_json(f, info, rows);
+    std::ofstream t(o.json + ".targets.json");
+    targets::write_json(t, vs);
+  }
+  if (!o.plot_dir.empty()) {
+    std::filesystem::create_directories(o.plot_dir);
+    std::vector<std::string> seen;
+    for (const latency::row& r : rows) {
+      if (r.workload == "timer" || std::find(seen.begin(), seen.end(), r.workload) != seen.end())
+        continue;
+      seen.push_back(r.workload);
+      std::string file = r.workload;
+      for (char& ch : file)
+        if (ch == '/' || ch == ' ') ch = '_';
+      std::ofstream f(std::filesystem::path(o.plot_dir) / ("pool_latency." + file + ".dat"));
+      latency::write_ladder(f, rows, r.workload);
+    }
+  }
+}
+
+struct runner {
+  const options& o;
+  const plan& pl;
+  const std::string& socket;
+  latency::run_info& info;
+  std::vector<latency::row>& rows;
+  latency::recorder& rec;
+  workloads::context c;
+  int other_cpu;
+
+  latency::row& row(const std::string& w, const std::string& peer, const std::string& note = {}) {
+    for (latency::row& r : rows)
+      if (r.workload == w && r.peer == peer) return r;
+    rows.push_back({w, peer, {}, note});
+    return rows.back();
+  }
+
+  void add(latency::row& r, const std::function<latency::stats()>& f) {
+    if (!r.note.empty()) return;
+    try {
+      r.reps.push_back(f());
+    } catch (const std::exception& e) {
+      r.reps.clear();
+      r.note = std::string("failed: ") + e.what();
+    }
+  }
+
+  void rep(std::size_t i, open_pools& pools, const std::vector<peer_entry>& ps) {
+    const latency::timer_result t =
+        latency::measure_timer(rec, o.quick ? 100'000 : 4'000'000, c.clk);
+    c.clk.overhead = t.overhead;
+    c.seed = 42 + i;
+    info.overhead.push_back(t.overhead);
+    row("timer", "empty").reps.push_back(t.floor);
+    for (const workload& w : pl.ws) {
+      std::fprintf(stderr, "rep %zu/%zu: %s\n", i + 1, o.reps, w.name.c_str());
+      for (const peer_entry& p : ps)
+        if (applies(p.name, w.k)) add(row(w.name, p.name, p.not_run), [&] { return p.run(c, w); });
+    }
+    std::fprintf(stderr, "rep %zu/%zu: handoff\n", i + 1, o.reps);
+    handoffs(pools);
+    std::fprintf(stderr, "rep %zu/%zu: nproc_churn\n", i + 1, o.reps);
+    for (const std::size_t n : {1U, 2U})
+      nprocs(n, i);
+  }
+
+  void handoffs(open_pools& pools) {
+    const std::vector<std::string> names = {"handoff A", "handoff B", "handoff A->B"};
+    const std::vector<std::string> what = {"A: emplace", "B: get+erase", "stamp-to-get"};
+    std::vector<latency::stats> h;
+    try {
+      h = handoff(
+          rec, c.clk, pl.handoff_n, other_cpu,
+          [&](ring& r, std::size_t n) {
+            slab::client cl = slab::client::connect(socket);
+            slab::pool<Payload64> p = cl.open<Payload64>("b64");
+            consume(r, pool_side{p}, c.clk, n);
+          },
+          [&](const Payload64& v) { return pools.b64.emplace(v).raw(); });
+      for (std::size_t k = 0; k < 3; ++k)
+        row(names[k], "slab::pool").reps.push_back(h[k]);
+    } catch (const std::exception& e) {
+      row("handoff A", "slab::pool").note = e.what();
+    }
+    latency::row& b = row("handoff A", "boost shm");
+    if (!b.note.empty()) return;
+    try {
+      peers::boost_segment seg(4096, sizeof(Payload64));
+      const std::string name = seg.name();
+      h = handoff(
+          rec, c.clk, pl.handoff_n, other_cpu,
+          [&](ring& r, std::size_t n) {
+            peers::bip::managed_shared_memory s(peers::bip::open_only, name.c_str());
+            consume(r, boost_side{s}, c.clk, n);
+          },
+          [&](const Payload64& v) {
+            void* m = seg.segment().allocate(sizeof(Payload64));
+            ::new (m) Payload64(v);
+            return static_cast<std::uint64_t>(seg.segment().get_handle_from_address(m));
+          });
+      for (std::size_t k = 0; k < 3; ++k)
+        row(names[k], "boost shm").reps.push_back(h[k]);
+    } catch (const std::exception& e) {
+      b.note = std::string("failed: ") + e.what();
+    }
+    row("handoff A", "rte_mempool",
+        "not measured: sharing an rte_mempool needs DPDK secondary processes on shared "
+        "hugepage memory; this harness runs EAL inside one process");
+  }
+
+  void nprocs(std::size_t n, std::size_t r) {
+    const std::string w = "nproc_churn/" + std::to_string(n);
+    const std::vector<int> cpus = {info.cpu, other_cpu};
+    add(row(w, "slab::pool"), [&] {
+      return nproc(n, cpus, [&](std::size_t i, nproc_shared& sh) {
+        slab::client cl = slab::client::connect(socket);
+        slab::pool<Payload64> p = cl.open<Payload64>("b64");
+        pool_peer<Payload64>::current = &p;
+        pool_peer<Payload64> peer(0);
+        return churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
+      });
+    });
+    add(row(w, "boost node_alloc"), [&] {
+      // The parent creates the segment; each child opens it and takes the node pool
+      // of the same segment manager: one shared free list behind the segment's mutex.
+      peers::boost_segment seg(n * (pl.nproc_live + 4 * burst) + 65536, sizeof(Payload64));
+      const std::string name = seg.name();
+      return nproc(n, cpus, [&](std::size_t i, nproc_shared& sh) {
+        struct shared_node_peer {
+          using key_type = Payload64*;
+          using alloc = peers::boost_node_peer<Payload64>::alloc;
+          peers::bip::managed_shared_memory s;
+          alloc a;
+          explicit shared_node_peer(const std::string& nm)
+              : s(peers::bip::open_only, nm.c_str()), a(s.get_segment_manager()) {}
+          key_type insert(const Payload64& v) { return ::new (&*a.allocate(1)) Payload64(v); }
+          Payload64* get(key_type k) noexcept { return k; }
+          void erase(key_type k) noexcept { a.deallocate(alloc::pointer(k), 1); }
+        } peer(name);
+        return churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
+      });
+    });
+    row(w, "rte_mempool",
+        "not measured: sharing an rte_mempool needs DPDK secondary processes on shared "
+        "hugepage memory; this harness runs EAL inside one process");
+  }
+};
+
 int run(const options& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  daemon_process d(o.shmd);
+  const plan pl = make_plan(o.quick);
+  daemon_process d(o.shmd, o.reps, o.grow_at);
   latency::run_info info;
   latency::begin_run(info, "pool_latency", o.cpu, o.reps, o.quick);
-  const int other_cpu = info.cpu == 0 ? 1 : 0;
-  latency::recorder rec(std::max<std::size_t>(o.n, 1'000'000));
-  ctx c{rec, {info.tsc_hz, info.tsc_step, 0}, o.n};
+  const int other_cpu = info.cpu == 0 ? 1 : info.cpu - 1;
+  std::size_t samples = pl.handoff_n;
+  for (const workload& w : pl.ws)
+    samples = std::max(samples, w.samples());
+  latency::recorder rec(std::max<std::size_t>(samples, 4'000'000));
 
   slab::client cl = slab::client::connect(d.socket());
-  slab::pool<Payload64> pool = cl.open<Payload64>("bench");
-  pool_peer pp{pool};
-  std::vector<latency::row> rows = {
-      {"timer", "empty", {}},           {"alloc_free", "slab::pool", {}},
-      {"alloc_free", "slab::slab", {}}, {"alloc_free", "floor", {}},
-      {"get", "slab::pool", {}},        {"get", "slab::slab", {}},
-      {"get", "plain array", {}},       {"handoff", "A: emplace", {}},
-      {"handoff", "B: get+erase", {}},  {"handoff", "stamp-to-get", {}}};
-  for (std::size_t rep = 0; rep < o.reps; ++rep) {
-    const latency::timer_result t =
-        latency::measure_timer(rec, o.quick ? 100'000 : 2'000'000, c.clk);
-    c.clk.overhead = t.overhead;
-    info.overhead.push_back(t.overhead);
-    rows[0].reps.push_back(t.floor);
-    std::fprintf(stderr, "rep %zu/%zu\n", rep + 1, o.reps);
-    {
-      peers::slab_peer sp(o.n);
-      peers::floor_peer fp(o.n);
-      rows[1].reps.push_back(alloc_free(c, pp));
-      rows[2].reps.push_back(alloc_free(c, sp));
-      rows[3].reps.push_back(alloc_free(c, fp));
-    }
-    {
-      peers::slab_peer sp(o.n);
-      array_peer ap(o.n);
-      rows[4].reps.push_back(random_get(c, pp));
-      rows[5].reps.push_back(random_get(c, sp));
-      rows[6].reps.push_back(random_get(c, ap));
-    }
-    const std::vector<latency::stats> h = handoff(c, pool, d.socket(), other_cpu);
-    for (std::size_t i = 0; i < 3; ++i)
-      rows[7 + i].reps.push_back(h[i]);
+  open_pools pools{cl.open<Payload64>("b64"), cl.open<Payload256>("b256")};
+  const std::vector<peer_entry> ps = make_peers(pools, info.cpu);
+  std::vector<latency::row> rows;
+  rows.reserve(256); // runner::row hands out references: no reallocation
+  runner run{o, pl, d.socket(), info, rows, rec, {rec, {info.tsc_hz, info.tsc_step, 0}}, other_cpu};
+  for (std::size_t r = 0; r < o.reps; ++r) {
+    slab::pool<Payload64> grow = cl.open<Payload64>("grow" + std::to_string(r));
+    pools.grow = &grow;
+    run.rep(r, pools, ps);
+    pools.grow = nullptr;
   }
   info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::vector<targets::verdict> vs = judge(rows, pl);
   latency::print_table(std::cout, info, rows);
-  const slab::pool_stats s = pool.stats();
-  std::printf("pool 'bench': %s, %u tier(s), %llu slots ready\n",
-              s.hugepages ? "hugepages" : "normal pages (no hugepages reserved)", s.tiers,
-              static_cast<unsigned long long>(s.ready_slots));
+  latency::print_faults(std::cout, rows);
+  const slab::pool_stats s = pools.b64.stats();
+  std::cout << "pools: "
+            << (s.hugepages ? "on hugepages" : "on normal pages (no hugepages reserved)")
+            << "; growth pools start at 262144 slots, grow_at " << o.grow_at << "\n"
+            << peers::dpdk::describe() << '\n';
+  targets::print(std::cout, vs);
+  write_outputs(o, info, rows, vs);
+  peers::dpdk::shutdown();
   return 0;
 }
 
@@ -313,6 +689,7 @@ int main(int argc, char** argv) {
     return run(parse(argc, argv));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pool_latency: %s\n", e.what());
+    peers::dpdk::shutdown();
     return 2;
   }
 }

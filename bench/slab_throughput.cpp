@@ -20,23 +20,13 @@ namespace {
 
 using peers::Payload64;
 
-/// A plain array indexed by position: what a lookup costs with no slab at all.
-struct array_peer {
-  using key_type = std::uint32_t;
-  explicit array_peer(std::size_t capacity) { a.reserve(capacity); }
-  key_type insert(const Payload64& v) {
-    a.push_back(v);
-    return static_cast<key_type>(a.size() - 1);
-  }
-  Payload64* get(key_type k) noexcept { return &a[k]; }
-  std::vector<Payload64> a;
-};
+template <class P = Payload64> using array_peer = peers::array_peer<P>;
 
 template <class Peer> void emplace_erase(benchmark::State& st) {
   const auto live = static_cast<std::size_t>(st.range(0));
   Peer p(live + 1);
   auto keys = peers::fill(p, live); // a populated container, not an empty one
-  const Payload64 v = peers::make_payload(7);
+  const auto v = peers::make_payload<peers::payload_of<Peer>>(7);
   for (auto _ : st) {
     auto k = p.insert(v);
     benchmark::DoNotOptimize(k);
@@ -82,30 +72,33 @@ constexpr std::int64_t small = 1 << 12, large = 1 << 20;
 
 } // namespace
 
-BENCHMARK(emplace_erase<peers::slab_peer>)
+BENCHMARK(emplace_erase<peers::slab_peer<>>)
     ->Name("emplace_erase/slab::slab")
     ->Arg(small)
     ->Arg(large);
-BENCHMARK(emplace_erase<peers::vec_slab_peer>)
+BENCHMARK(emplace_erase<peers::vec_slab_peer<>>)
     ->Name("emplace_erase/vec_slab")
     ->Arg(small)
     ->Arg(large);
-BENCHMARK(emplace_erase<peers::floor_peer>)->Name("emplace_erase/floor")->Arg(small)->Arg(large);
+BENCHMARK(emplace_erase<peers::floor_peer<>>)->Name("emplace_erase/floor")->Arg(small)->Arg(large);
 
-BENCHMARK(get_random<peers::slab_peer>)->Name("get_random/slab::slab")->Arg(small)->Arg(large);
-BENCHMARK(get_random<peers::vec_slab_peer>)->Name("get_random/vec_slab")->Arg(small)->Arg(large);
-BENCHMARK(get_random<peers::floor_peer>)->Name("get_random/floor")->Arg(small)->Arg(large);
-BENCHMARK(get_random<array_peer>)->Name("get_random/array")->Arg(small)->Arg(large);
+BENCHMARK(get_random<peers::slab_peer<>>)->Name("get_random/slab::slab")->Arg(small)->Arg(large);
+BENCHMARK(get_random<peers::vec_slab_peer<>>)->Name("get_random/vec_slab")->Arg(small)->Arg(large);
+BENCHMARK(get_random<peers::floor_peer<>>)->Name("get_random/floor")->Arg(small)->Arg(large);
+BENCHMARK(get_random<array_peer<>>)->Name("get_random/array")->Arg(small)->Arg(large);
 
-BENCHMARK(get_sequential<peers::slab_peer>)
+BENCHMARK(get_sequential<peers::slab_peer<>>)
     ->Name("get_sequential/slab::slab")
     ->Arg(small)
     ->Arg(large);
-BENCHMARK(get_sequential<peers::vec_slab_peer>)
+BENCHMARK(get_sequential<peers::vec_slab_peer<>>)
     ->Name("get_sequential/vec_slab")
     ->Arg(small)
     ->Arg(large);
-BENCHMARK(get_sequential<peers::floor_peer>)->Name("get_sequential/floor")->Arg(small)->Arg(large);
-BENCHMARK(get_sequential<array_peer>)->Name("get_sequential/array")->Arg(small)->Arg(large);
+BENCHMARK(get_sequential<peers::floor_peer<>>)
+    ->Name("get_sequential/floor")
+    ->Arg(small)
+    ->Arg(large);
+BENCHMARK(get_sequential<array_peer<>>)->Name("get_sequential/array")->Arg(small)->Arg(large);
 
 BENCHMARK_MAIN();

@@ -12,7 +12,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <slab/platform/locked_backing.hpp>
@@ -23,37 +26,41 @@
 
 namespace peers {
 
-/// The value every workload stores: one cache line of data, 8-byte aligned like most
-/// records (slab::slab lines it up on 64 bytes by itself; vec_slab does not).
-struct Payload64 {
-  std::uint64_t w[8];
+/// The value every workload stores: `Bytes` of data (64: one cache line; 256: four),
+/// 8-byte aligned like most records (slab::slab lines it up on 64 bytes by itself;
+/// vec_slab and malloc do not).
+template <std::size_t Bytes> struct payload {
+  static_assert(Bytes % 8 == 0 && Bytes >= 8);
+  std::uint64_t w[Bytes / 8];
 };
-static_assert(sizeof(Payload64) == 64);
+using Payload64 = payload<64>;
+using Payload256 = payload<256>;
+static_assert(sizeof(Payload64) == 64 && sizeof(Payload256) == 256);
 
 /// A payload whose words depend on `seed`, so no two stores are the same bytes.
-inline Payload64 make_payload(std::uint64_t seed) noexcept {
-  Payload64 p{};
-  for (std::uint64_t i = 0; i < 8; ++i)
+template <class P = Payload64> inline P make_payload(std::uint64_t seed) noexcept {
+  P p{};
+  for (std::uint64_t i = 0; i < std::size(p.w); ++i)
     p.w[i] = seed + i;
   return p;
 }
 
 /// slab::slab with its default heap backing: tiers allocated as it grows, never moved.
-struct slab_peer {
+template <class P = Payload64> struct slab_peer {
   static constexpr std::string_view name = "slab::slab";
   using key_type = slab::key;
   explicit slab_peer(std::size_t /*capacity: it grows*/) {}
-  key_type insert(const Payload64& v) { return s.emplace(v); }
-  Payload64* get(key_type k) noexcept { return s.get(k); }
+  key_type insert(const P& v) { return s.emplace(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
-  slab::slab<Payload64> s;
+  slab::slab<P> s;
 };
 
 /// slab::slab on locked_backing with its capacity reserved before the clock starts:
 /// every tier mapped (hugepages where reserved, else normal pages), prefaulted and
 /// mlocked, so the timed inserts meet neither growth nor a page fault. What the daemon
 /// does for shared pools, done by hand in one process.
-struct slab_locked_peer {
+template <class P = Payload64> struct slab_locked_peer {
   static constexpr std::string_view name = "slab+locked";
   using key_type = slab::key;
   using backing = slab::platform::locked_backing;
@@ -62,41 +69,70 @@ struct slab_locked_peer {
                       [](const std::string&) {})) {
     s.reserve(capacity);
   }
-  key_type insert(const Payload64& v) { return s.emplace(v); }
-  Payload64* get(key_type k) noexcept { return s.get(k); }
+  key_type insert(const P& v) { return s.emplace(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
-  slab::slab<Payload64, backing> s;
+  slab::slab<P, backing> s;
 };
 
 /// The Rust-`slab`-style vector slab: grows by reallocating and copying.
-struct vec_slab_peer {
+template <class P = Payload64> struct vec_slab_peer {
   static constexpr std::string_view name = "vec_slab";
   using key_type = std::size_t;
   explicit vec_slab_peer(std::size_t /*capacity: it grows*/) {}
-  key_type insert(const Payload64& v) { return s.insert(v); }
-  Payload64* get(key_type k) noexcept { return s.get(k); }
+  key_type insert(const P& v) { return s.insert(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
-  vec_slab<Payload64> s;
+  vec_slab<P> s;
 };
 
 /// The floor: a prefaulted array with an unchecked LIFO free list.
-struct floor_peer {
+template <class P = Payload64> struct floor_peer {
   static constexpr std::string_view name = "floor";
-  using key_type = Payload64*;
+  using key_type = P*;
   explicit floor_peer(std::size_t capacity) : s(capacity) {}
-  key_type insert(const Payload64& v) noexcept { return s.insert(v); }
-  Payload64* get(key_type k) noexcept { return s.get(k); }
+  key_type insert(const P& v) noexcept { return s.insert(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
-  floor_slab<Payload64> s;
+  floor_slab<P> s;
 };
+
+/// A plain array indexed by position, filled in order: what a lookup costs with no
+/// slab at all (no key check, no free list). Its erase does nothing.
+template <class P = Payload64> struct array_peer {
+  static constexpr std::string_view name = "plain array";
+  using key_type = std::uint32_t;
+  explicit array_peer(std::size_t capacity) { a.reserve(capacity); }
+  key_type insert(const P& v) {
+    a.push_back(v);
+    return static_cast<key_type>(a.size() - 1);
+  }
+  P* get(key_type k) noexcept { return &a[k]; }
+  void erase(key_type) noexcept {}
+  std::vector<P> a;
+};
+
+/// The payload type a peer stores.
+template <class Peer>
+using payload_of = std::remove_pointer_t<decltype(std::declval<Peer&>().get(
+    std::declval<typename Peer::key_type>()))>;
 
 /// Fills p with n values and returns their keys, in insertion order (untimed setup).
 template <class Peer> std::vector<typename Peer::key_type> fill(Peer& p, std::size_t n) {
   std::vector<typename Peer::key_type> keys;
   keys.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
-    keys.push_back(p.insert(make_payload(i)));
+    keys.push_back(p.insert(make_payload<payload_of<Peer>>(i)));
   return keys;
+}
+
+/// Gives back every value still stored, untimed: allocator peers (malloc and friends)
+/// free each object; slabs and arenas drop everything with their destructor.
+template <class Peer> void dispose(Peer& p, const std::vector<typename Peer::key_type>& keys) {
+  if constexpr (requires { Peer::frees_each; }) {
+    for (const auto& k : keys)
+      p.erase(k);
+  }
 }
 
 /// A small, fast, seeded PRNG (SplitMix64): the same seed gives every peer the same

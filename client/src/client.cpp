@@ -298,14 +298,8 @@ key raw_pool::claim(std::uint32_t& entry) {
   throw_exhausted();
 }
 
-std::optional<key> raw_pool::try_alloc() noexcept {
-  const key k = cache_.alloc();
-  if (k) return k;
-  return wait_for_growth();
-}
-
-key raw_pool::alloc() {
-  if (const std::optional<key> k = try_alloc()) return *k;
+key raw_pool::alloc_slow() {
+  if (const std::optional<key> k = wait_for_growth()) return *k;
   throw_exhausted();
 }
 

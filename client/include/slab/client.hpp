@@ -88,9 +88,17 @@ public:
   ~raw_pool();
 
   /// A free slot, marked live; waits up to grow_wait for growth, then throws exhausted.
-  key alloc();
+  /// The cache hit is inline; waiting for growth is not.
+  key alloc() {
+    const key k = cache_.alloc();
+    return k ? k : alloc_slow();
+  }
   /// The same without throwing: nullopt when no slot could be had in grow_wait.
-  std::optional<key> try_alloc() noexcept;
+  std::optional<key> try_alloc() noexcept {
+    const key k = cache_.alloc();
+    if (k) return k;
+    return wait_for_growth();
+  }
   /// Two-phase allocation (core::cache::claim): a slot taken and recorded as claimed in
   /// claims[entry] of this context's record until commit_claim (live from then on) or
   /// abandon_claim, so that shmd gives it back if this process dies first. Waits for growth like
@@ -132,6 +140,7 @@ private:
   /// Retries alloc (or claim into *claim_entry) while shmd grows the pool, up to grow_wait.
   std::optional<key> wait_for_growth(std::uint32_t* claim_entry = nullptr) noexcept;
   [[noreturn]] void throw_exhausted() const;
+  key alloc_slow();
 
   std::shared_ptr<session> session_;
   std::shared_ptr<platform::pool_map> map_;
