@@ -2,6 +2,7 @@
 #include <slab/client.hpp>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -56,6 +57,8 @@ public:
     ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     auto s = std::make_shared<session>(std::move(fd.value()), path);
     s->timeout_ = opt.request_timeout;
+    s->map_ahead_ = opt.map_ahead;
+    s->map_ahead_interval_ = opt.map_ahead_interval;
     proto::hello h;
     h.pid = static_cast<std::uint32_t>(::getpid());
     proto::set_text(h.comm, own_comm());
@@ -67,6 +70,21 @@ public:
 
   session(platform::unique_fd fd, std::string path)
       : sock_(std::move(fd)), path_(std::move(path)) {}
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+  ~session() {
+    {
+      std::lock_guard<std::mutex> g(mapper_mu_);
+      stop_mapper_ = true;
+    }
+    mapper_cv_.notify_all();
+    if (!mapper_.joinable()) return;
+    if (mapper_pid_ == ::getpid()) {
+      mapper_.join();
+    } else {
+      mapper_.detach(); // a forked child's copy: the thread lives in the parent only
+    }
+  }
 
   struct opened_pool {
     std::shared_ptr<platform::pool_map> map;
@@ -95,6 +113,11 @@ public:
       };
       map_tiers(*map, 0, fds, 1);
       maps_[r.pool_id] = map;
+      maps_changed_.fetch_add(1, std::memory_order_release);
+      if (map_ahead_ && !mapper_.joinable()) {
+        mapper_pid_ = ::getpid();
+        mapper_ = std::thread([this] { map_ahead(); });
+      }
     }
     return {map, r.pool_id, r.context};
   }
@@ -139,6 +162,36 @@ public:
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
 private:
+  // The mapper thread (client_options::map_ahead): maps every tier shmd has offered
+  // (ready_slots past what this process mapped) through the same path an operation
+  // would take, so that operations find it mapped. maps_mu_ is taken only when a pool
+  // was opened since the last look.
+  void map_ahead() noexcept {
+    std::vector<std::weak_ptr<platform::pool_map>> pools;
+    unsigned seen = ~0U;
+    std::unique_lock<std::mutex> lk(mapper_mu_);
+    while (!stop_mapper_) {
+      lk.unlock();
+      if (const unsigned now = maps_changed_.load(std::memory_order_acquire); now != seen) {
+        std::lock_guard<std::mutex> g(maps_mu_);
+        pools.clear();
+        for (const auto& [id, w] : maps_)
+          pools.push_back(w);
+        seen = now;
+      }
+      for (const auto& w : pools) {
+        const std::shared_ptr<platform::pool_map> m = w.lock();
+        if (!m) continue;
+        const std::uint64_t mapped = m->mapped_slots();
+        if (m->state().ready_slots.load(std::memory_order_acquire) > mapped) {
+          (void)m->has_slot(static_cast<std::uint32_t>(mapped)); // maps what is offered
+        }
+      }
+      lk.lock();
+      mapper_cv_.wait_for(lk, map_ahead_interval_, [this] { return stop_mapper_; });
+    }
+  }
+
   [[noreturn]] void protocol_error(const std::string& what) const {
     throw error(errc::protocol, "shmd at " + path_ + ": " + what);
   }
@@ -233,6 +286,14 @@ private:
   std::mutex mu_;
   std::mutex maps_mu_;
   std::map<std::uint32_t, std::weak_ptr<platform::pool_map>> maps_;
+  std::atomic<unsigned> maps_changed_{0};
+  bool map_ahead_ = true;
+  std::chrono::milliseconds map_ahead_interval_{1};
+  std::mutex mapper_mu_;
+  std::condition_variable mapper_cv_;
+  bool stop_mapper_ = false;
+  pid_t mapper_pid_ = 0;
+  std::thread mapper_; // last: started after everything it uses, joined in ~session
 };
 
 raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map,

@@ -59,6 +59,13 @@ struct client_options {
   std::chrono::milliseconds grow_wait{500};
   /// How long a request to shmd may take before errc::no_daemon.
   std::chrono::milliseconds request_timeout{5000};
+  /// Map each tier shmd adds as soon as it is offered, from a background thread of this
+  /// client (it wakes every map_ahead_interval, reads one counter per open pool, and
+  /// sleeps again), so that no allocation ever maps memory: mapping a tier populates
+  /// its page tables, milliseconds for a large one. Off: a tier is mapped by the first
+  /// operation that reaches it, on that operation's time.
+  bool map_ahead = true;
+  std::chrono::milliseconds map_ahead_interval{1};
 };
 
 /// What a pool looks like from here (read from shared memory, no round trip).
