@@ -59,6 +59,9 @@ struct workload {
   std::size_t ops;       ///< timed operations (churn: pairs; gets, alloc_free: operations)
   std::size_t payload;   ///< bytes per value: 64 or 256
   std::size_t batch = 1; ///< operations per sample (gets, alloc_free)
+  /// growth: untimed TSC cycles between inserts, a producer paced below what the daemon
+  /// can prepare memory for (0: inserts back to back, which outruns any daemon)
+  std::uint64_t gap = 0;
 
   /// Samples the recorder must hold.
   [[nodiscard]] std::size_t samples() const noexcept {
@@ -76,10 +79,10 @@ struct context {
 
 template <class Peer> using key_of = typename Peer::key_type;
 
-/// Page faults this process has taken so far (minor and major).
+/// Page faults the calling thread has taken so far (minor and major).
 inline long page_faults() noexcept {
   rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
+  ::getrusage(RUSAGE_THREAD, &ru); // this thread: the hot path, not a client's mapper thread
   return ru.ru_minflt + ru.ru_majflt;
 }
 
@@ -99,6 +102,11 @@ template <class Peer> latency::stats growth(context& c, const workload& w) {
   for (std::size_t i = 0; i < w.n; ++i) {
     const P v = peers::make_payload<P>(i);
     keys[i] = c.rec.time([&] { return p.insert(v); });
+    if (w.gap != 0) {
+      const std::uint64_t until = latency::tsc_start() + w.gap;
+      while (latency::tsc_start() < until)
+        __builtin_ia32_pause();
+    }
   }
   const long faults = page_faults() - faults0;
   latency::stats s = latency::summarize(c.rec.samples(), c.clk);
