@@ -471,16 +471,6 @@ platform::unique_fd reopen_read_only(int fd) {
   return platform::unique_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 }
 
-std::string comm_of(std::uint32_t pid) {
-  char name[32] = "";
-  const std::string path = "/proc/" + std::to_string(pid) + "/comm";
-  if (FILE* f = std::fopen(path.c_str(), "r")) {
-    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
-    std::fclose(f);
-  }
-  return name;
-}
-
 } // namespace
 
 void server::handle_observe(connection& c, const void* msg, std::size_t len) {
@@ -552,7 +542,7 @@ void server::handle_clients(connection& c, const void* msg, std::size_t len) {
       e.pid = k.pid;
       e.uid = k.uid;
       e.link = static_cast<std::uint32_t>(link);
-      proto::set_text(e.comm, k.comm.empty() ? comm_of(k.pid) : k.comm);
+      proto::set_text(e.comm, k.comm.empty() ? slab::platform::process_name(k.pid) : k.comm);
       all.push_back(e);
     }
   };

@@ -47,16 +47,6 @@ const char* link_name(std::uint32_t l) {
   return "unknown";
 }
 
-std::string proc_comm(std::uint32_t pid) {
-  char name[32] = "";
-  const std::string path = "/proc/" + std::to_string(pid) + "/comm";
-  if (FILE* f = std::fopen(path.c_str(), "r")) {
-    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
-    std::fclose(f);
-  }
-  return name;
-}
-
 bool process_exists(std::uint32_t pid) {
   return pid != 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
@@ -207,7 +197,7 @@ pool_snapshot take_snapshot(observer& o, pool_watch& w, bool numa_check) {
     } else {
       cs.link = "unknown";
     }
-    if (cs.process.empty()) cs.process = proc_comm(cs.pid);
+    if (cs.process.empty()) cs.process = slab::platform::process_name(cs.pid);
     cs.alive = process_exists(cs.pid);
     s.free_cached += cs.cached;
     s.depot_gets += cs.depot_gets;

@@ -156,28 +156,24 @@ private:
     return nobody_else_has(m);
   }
   bool won_push_of(std::uint32_t c, std::uint32_t m) const noexcept {
+    return won_step_of(c, m, intent_op::push_full, intent_op::push_empty);
+  }
+  // Another context's won pop of m, between its CAS and its stamp.
+  bool won_pop_of(std::uint32_t c, std::uint32_t m) const noexcept {
+    return won_step_of(c, m, intent_op::pop_full, intent_op::pop_empty);
+  }
+  // Context c's intent is `on_full` or `on_empty` of magazine m, and its CAS happened.
+  bool won_step_of(std::uint32_t c, std::uint32_t m, intent_op on_full,
+                   intent_op on_empty) const noexcept {
     if (c >= r_.context_count()) return false;
     const context_record& o = r_.context(c);
     const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
-    if (op != intent_op::push_full && op != intent_op::push_empty) return false;
+    if (op != on_full && op != on_empty) return false;
     const std::uint32_t arg = o.intent.arg.load(relaxed);
     const std::uint64_t seq = o.intent.seq.load(relaxed);
     if (arg != m || o.intent.op.load(std::memory_order_acquire) != static_cast<std::uint32_t>(op))
       return false; // the intent changed while it was read
-    const cell_id cell = op == intent_op::push_full ? cell_id::full : cell_id::empty;
-    return transition_won(r_, c, cell, seq);
-  }
-  // Another context's won pop of m, between its CAS and its stamp.
-  bool won_pop_of(std::uint32_t c, std::uint32_t m) const noexcept {
-    const context_record& o = r_.context(c);
-    const auto op = static_cast<intent_op>(o.intent.op.load(std::memory_order_acquire));
-    if (op != intent_op::pop_full && op != intent_op::pop_empty) return false;
-    const std::uint32_t arg = o.intent.arg.load(relaxed);
-    const std::uint64_t seq = o.intent.seq.load(relaxed);
-    if (arg != m || o.intent.op.load(std::memory_order_acquire) != static_cast<std::uint32_t>(op))
-      return false;
-    const cell_id cell = op == intent_op::pop_full ? cell_id::full : cell_id::empty;
-    return transition_won(r_, c, cell, seq);
+    return transition_won(r_, c, op == on_full ? cell_id::full : cell_id::empty, seq);
   }
   // Does any other context hold m (in its fields, or in a won pop not yet recorded)?
   // A context whose won push gave m away no longer holds it, whatever its fields say.
