@@ -222,17 +222,11 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
   for (std::uint32_t c = 1; c < m.context_count(); ++c) {
     core::context_record& rec = m.context(c);
     const auto st = static_cast<core::context_state>(rec.state.load());
-    if (st == core::context_state::quarantined) {
-      std::lock_guard<std::mutex> g(records_mu_);
-      assigned_.resize(m.context_count());
-      assigned_[c] = true;
-    }
+    if (st == core::context_state::quarantined) set_assigned(c, true);
     if (st != core::context_state::active && st != core::context_state::dead) continue;
     if (st == core::context_state::active && ::kill(static_cast<pid_t>(rec.pid.load()), 0) == 0) {
       orphans_.push_back({c, rec.pid.load()});
-      std::lock_guard<std::mutex> g(records_mu_);
-      assigned_.resize(m.context_count());
-      assigned_[c] = true;
+      set_assigned(c, true);
     } else {
       reclaim(c);
       ++dead;
@@ -279,6 +273,12 @@ void pool_owner::publish_tier(unsigned t) {
                 "(reserve them with vm.nr_hugepages); said once per pool");
   }
   log_info("pool '" + cfg_.name + "': tier " + std::to_string(t) + " ready: " + describe_tier(ti));
+}
+
+void pool_owner::set_assigned(std::uint32_t ctx, bool assigned) {
+  std::lock_guard<std::mutex> g(records_mu_);
+  assigned_.resize(map_->context_count());
+  assigned_[ctx] = assigned;
 }
 
 std::optional<std::uint32_t> pool_owner::attach_context(std::uint32_t pid,
@@ -371,11 +371,7 @@ void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_ma
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
   h.reclaims.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> g(records_mu_);
-    assigned_.resize(map_->context_count());
-    assigned_[ctx] = rep.corrupt; // a quarantined record is never handed out again
-  }
+  set_assigned(ctx, rep.corrupt); // a quarantined record is never handed out again
   std::string msg = "pool '" + cfg_.name + "': reclaimed context " + std::to_string(ctx) +
                     " of pid " + std::to_string(pid) + ": " + std::to_string(rep.magazines) +
                     " magazines back to the depot, " + std::to_string(rep.slots_adopted) +

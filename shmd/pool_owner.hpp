@@ -95,6 +95,7 @@ private:
   // zeroed must not look free to the next client before shmd has reclaimed it.
   std::mutex records_mu_;
   std::vector<bool> assigned_;
+  void set_assigned(std::uint32_t ctx, bool assigned);
   std::vector<slab::platform::tier_segments> tiers_;
   unsigned failed_growths_ = 0;
   mutable std::mutex failures_mu_;

@@ -50,6 +50,15 @@ struct world {
     payload(k) = checksum(k);
     live[k.raw()] = checksum(k);
   }
+  /// Listed values still live under their key and holding their checksum.
+  std::uint64_t intact() {
+    std::uint64_t n = 0;
+    for (const auto& [raw, sum] : live) {
+      const key k = key::from_raw(raw);
+      if (r.header(k.index()).gen() == k.generation() && payload(k) == sum) ++n;
+    }
+    return n;
+  }
 };
 
 // Drives a context through a mix that passes every kill point: fills past one magazine
@@ -203,11 +212,7 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
       const auto a = slab::core::audit(w.r);
       for (const auto& p : a.problems)
         ADD_FAILURE() << point << "#" << nth << ": " << p;
-      std::uint64_t intact = 0;
-      for (const auto& [raw, sum] : w.live) {
-        const key k = key::from_raw(raw);
-        if (w.r.header(k.index()).gen() == k.generation() && w.payload(k) == sum) ++intact;
-      }
+      const std::uint64_t intact = w.intact();
       // A free interrupted after its CAS leaves the key dead though the program still
       // lists it (the free is completed); one interrupted before it leaves it live (the
       // free is rolled back). Either way at most that one listed key may have gone.
@@ -277,11 +282,7 @@ TEST(cache_torture, a_reclaimer_killed_at_any_point_loses_nothing) {
       const auto a = slab::core::audit(w.r);
       for (const auto& p : a.problems)
         ADD_FAILURE() << point << "#" << nth << ": " << p;
-      std::uint64_t intact = 0;
-      for (const auto& [raw, sum] : w.live) {
-        const key k = key::from_raw(raw);
-        if (w.r.header(k.index()).gen() == k.generation() && w.payload(k) == sum) ++intact;
-      }
+      const std::uint64_t intact = w.intact();
       EXPECT_EQ(intact, w.live.size()) << point << "#" << nth;
       EXPECT_EQ(a.live, intact) << point << "#" << nth;
       EXPECT_EQ(a.claimed, 0U) << point << "#" << nth;
@@ -325,11 +326,7 @@ TEST(cache_torture, a_claiming_context_killed_at_any_point_loses_nothing) {
       const auto a = slab::core::audit(w.r);
       for (const auto& p : a.problems)
         ADD_FAILURE() << point << "#" << nth << ": " << p;
-      std::uint64_t intact = 0;
-      for (const auto& [raw, sum] : w.live) {
-        const key k = key::from_raw(raw);
-        if (w.r.header(k.index()).gen() == k.generation() && w.payload(k) == sum) ++intact;
-      }
+      const std::uint64_t intact = w.intact();
       // Every live slot is a written value the program lists (but for a free cut short:
       // completed by reclaim, the listed key died), or the one value written whose
       // write() never returned (killed at claim.committed: written is live). No claimed,
