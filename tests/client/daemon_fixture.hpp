@@ -77,6 +77,46 @@ inline const char* shmd_binary() noexcept { return SHMD_BINARY; }
   throw std::system_error(errno, std::generic_category(), what);
 }
 
+/// `binary`, or a copy of it that any user may execute. Tests that drop to another user
+/// (nobody) exec binaries of the build tree, which may sit below a directory only its
+/// owner can enter (a clone in a `mktemp -d` directory is 0700). The copies live in one
+/// directory under the system's temporary directory, removed when the process that made
+/// it exits.
+inline std::string executable_for_anyone(const std::string& binary) {
+  namespace fs = std::filesystem;
+  bool reachable = true;
+  for (fs::path p = fs::path(binary).parent_path(); reachable && !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    reachable = ::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) != 0;
+    if (p == p.root_path()) break;
+  }
+  if (reachable) return binary;
+  struct copies {
+    fs::path dir;
+    pid_t owner = ::getpid();
+    copies() {
+      dir = fs::temp_directory_path() / ("slabtest-bin." + std::to_string(owner));
+      fs::create_directories(dir);
+      fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                               fs::perms::others_read | fs::perms::others_exec);
+    }
+    copies(const copies&) = delete;
+    copies& operator=(const copies&) = delete;
+    ~copies() {
+      std::error_code ec;
+      if (::getpid() == owner) fs::remove_all(dir, ec);
+    }
+  };
+  static copies c;
+  const fs::path copy = c.dir / fs::path(binary).filename();
+  if (!fs::exists(copy)) {
+    fs::copy_file(binary, copy);
+    fs::permissions(copy, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+  }
+  return copy.string();
+}
+
 // ---------------------------------------------------------------------------------------
 // Files and directories.
 
@@ -566,7 +606,8 @@ inline pid_t start_shmd(const std::vector<std::string>& args, const std::string&
   fd_handle out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   fd_handle err(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0 || err.get() < 0) fail_errno("open " + err_path);
-  std::vector<std::string> argv_s{shmd_binary()};
+  std::vector<std::string> argv_s{run_as ? executable_for_anyone(shmd_binary())
+                                         : std::string(shmd_binary())};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& s : argv_s)

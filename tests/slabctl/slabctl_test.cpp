@@ -55,7 +55,8 @@ run_result run_slabctl(const std::vector<std::string>& args,
                        std::optional<std::uint32_t> uid = {}) {
   slabtest::temp_dir dir;
   const std::string out = dir.file("out"), err = dir.file("err");
-  std::vector<std::string> argv_s{SLABCTL_BINARY};
+  std::vector<std::string> argv_s{uid ? slabtest::executable_for_anyone(SLABCTL_BINARY)
+                                      : std::string(SLABCTL_BINARY)};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::fflush(nullptr);
   const pid_t parent = ::getpid();
