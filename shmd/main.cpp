@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include <slab/error.hpp>
+#include <slab/mapped/pool_map.hpp>
 #include <slab/platform/ipc.hpp>
-#include <slab/platform/pool_map.hpp>
 
 #include "config.hpp"
 #include "log.hpp"
@@ -153,7 +153,7 @@ int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
   try {
     const slab::platform::segment_store store = make_store(cfg);
     for (const std::string& name : pools) {
-      const unsigned n = slab::platform::pool_map::destroy(name, store);
+      const unsigned n = slab::mapped::pool_map::destroy(name, store);
       std::printf("pool %s: %u segment file(s) removed\n", name.c_str(), n);
     }
   } catch (const slab::error& e) {

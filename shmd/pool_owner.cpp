@@ -32,7 +32,7 @@ errc errc_of(platform::sys_cause c) {
 
 /// What the operator can change about a failure to map a pool's memory; the platform's
 /// message says what failed. `m` is null when the pool has no map yet.
-std::string remedy(const platform::sys_error& e, platform::pool_map* m, unsigned t) {
+std::string remedy(const platform::sys_error& e, slab::mapped::pool_map* m, unsigned t) {
   const std::string tier = "tier " + std::to_string(t);
   switch (e.cause) {
   case platform::sys_cause::hugepages: {
@@ -91,8 +91,8 @@ std::uint32_t header_mode(pool_mode m) {
 std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
                                              const platform::segment_store& store) {
   std::unique_ptr<pool_owner> p(new pool_owner(cfg));
-  std::vector<platform::tier_segments> tiers;
-  auto adopted = platform::pool_map::adopt(cfg.name, store, tiers);
+  std::vector<slab::mapped::tier_segments> tiers;
+  auto adopted = slab::mapped::pool_map::adopt(cfg.name, store, tiers);
   if (adopted) {
     p->map_ = std::move(adopted.value());
     p->adopt(std::move(tiers));
@@ -104,7 +104,7 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
                           "': cannot adopt its existing segments: " + adopted.error().what +
                           " (the data is left in place; `shmd --destroy` removes it)");
   }
-  platform::pool_spec spec;
+  slab::mapped::pool_spec spec;
   spec.name = cfg.name;
   spec.slot_size = cfg.slot_size;
   spec.capacity = cfg.capacity;
@@ -112,7 +112,7 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
   spec.contexts = cfg.contexts + 1; // record 0 is the daemon's
   spec.hugepages = cfg.hugepages;
   spec.numa_node = cfg.numa_node;
-  auto m = platform::pool_map::create(spec, store);
+  auto m = slab::mapped::pool_map::create(spec, store);
   if (!m) {
     throw slab::error(errc_of(m.error().cause),
                       "pool '" + cfg.name + "': " + m.error().what + remedy(m.error(), nullptr, 0));
@@ -129,7 +129,7 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
   try {
     p->add_tier(0);
   } catch (const slab::error&) {
-    platform::pool_map::destroy(cfg.name, store); // a pool that never came up leaves no file
+    slab::mapped::pool_map::destroy(cfg.name, store); // a pool that never came up leaves no file
     throw;
   }
   return p;
@@ -137,10 +137,11 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
 
 void pool_owner::check_matches_config() const {
   const slab::proto::pool_header& h = map_->info();
-  const platform::pool_spec spec{cfg_.name,         cfg_.slot_size,    cfg_.capacity,
-                                 cfg_.max_capacity, cfg_.contexts + 1, cfg_.hugepages,
-                                 cfg_.numa_node};
-  const slab::proto::pool_geometry want = platform::plan_geometry(spec, platform::huge_page_size());
+  const slab::mapped::pool_spec spec{cfg_.name,         cfg_.slot_size,    cfg_.capacity,
+                                     cfg_.max_capacity, cfg_.contexts + 1, cfg_.hugepages,
+                                     cfg_.numa_node};
+  const slab::proto::pool_geometry want =
+      slab::mapped::plan_geometry(spec, platform::huge_page_size());
   std::string diff;
   if (h.slot_size != cfg_.slot_size) diff += " slot_size " + std::to_string(h.slot_size);
   if (h.contexts != want.contexts) diff += " contexts " + std::to_string(h.contexts - 1);
@@ -160,9 +161,9 @@ void pool_owner::check_matches_config() const {
 // A previous daemon left this pool: settle what it had under way, take its record over,
 // and sort the records of its clients into the dead (reclaimed now) and the living
 // (watched until they exit).
-void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
+void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
   check_matches_config();
-  platform::pool_map& m = *map_;
+  slab::mapped::pool_map& m = *map_;
   tiers_ = std::move(tiers);
   const unsigned published = m.info().tiers_published.load();
   if (published == 0)
@@ -199,7 +200,7 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
     throw slab::error(errc::exhausted,
                       "pool '" + cfg_.name + "': no free context record to adopt it");
   {
-    core::cache<platform::pool_map> helper(m, *tmp);
+    core::cache<slab::mapped::pool_map> helper(m, *tmp);
     if (!helper.ready())
       throw slab::error(errc::system, "pool '" + cfg_.name + "': no magazine to adopt it");
     for (const std::uint32_t c : helpers_active)
@@ -239,7 +240,7 @@ void pool_owner::adopt(std::vector<platform::tier_segments> tiers) {
 }
 
 void pool_owner::add_tier(unsigned t) {
-  slab::platform::pool_map& m = *map_;
+  slab::mapped::pool_map& m = *map_;
   auto segs = m.create_tier(t);
   if (!segs) {
     throw slab::error(errc_of(segs.error().cause),
@@ -257,7 +258,7 @@ void pool_owner::add_tier(unsigned t) {
 // its slots (ready_slots), so that whoever sees a slot can map it. A daemon that dies
 // in between leaves a state adopt() completes.
 void pool_owner::publish_tier(unsigned t) {
-  slab::platform::pool_map& m = *map_;
+  slab::mapped::pool_map& m = *map_;
   const slab::proto::tier_info& ti = m.info().tiers[t];
   const slab::proto::pool_geometry& geo = m.geometry();
   m.info().tiers_published.store(t + 1, std::memory_order_release);
@@ -309,7 +310,7 @@ std::uint64_t pool_owner::ready_slots() noexcept {
 std::uint64_t pool_owner::live_estimate() noexcept { return map_->live_estimate(); }
 
 bool pool_owner::maybe_grow(bool urgent) {
-  slab::platform::pool_map& m = *map_;
+  slab::mapped::pool_map& m = *map_;
   const unsigned next = m.mapped_tiers();
   if (next >= m.geometry().tier_count()) return false;
   const std::uint64_t ready = ready_slots();
@@ -359,7 +360,7 @@ pool_owner::growth_failures pool_owner::failures() const {
 
 void pool_owner::reclaim(std::uint32_t ctx) { reclaim_record(ctx, *own_); }
 
-void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_map>& by) {
+void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<slab::mapped::pool_map>& by) {
   core::context_record& rec = map_->context(ctx);
   slab::proto::pool_header& h = map_->info();
   const std::uint32_t pid = rec.pid.load();
@@ -395,7 +396,7 @@ void pool_owner::reclaim_record(std::uint32_t ctx, core::cache<platform::pool_ma
 }
 
 void pool_owner::recount_live() {
-  platform::pool_map& m = *map_;
+  slab::mapped::pool_map& m = *map_;
   const std::uint64_t used = m.state().cell(core::cell_id::fresh).peek().value;
   std::uint64_t live = 0;
   for (std::uint64_t i = 0; i < used; ++i)

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include <slab/core/cache.hpp>
-#include <slab/platform/pool_map.hpp>
+#include <slab/mapped/pool_map.hpp>
 
 #include "config.hpp"
 
@@ -38,7 +38,7 @@ public:
 
   [[nodiscard]] const std::string& name() const noexcept { return cfg_.name; }
   [[nodiscard]] const pool_config& config() const noexcept { return cfg_; }
-  slab::platform::pool_map& map() noexcept { return *map_; }
+  slab::mapped::pool_map& map() noexcept { return *map_; }
 
   // ---- main thread ----
   /// Takes a free context record for a client (pid); nullopt when all are in use.
@@ -80,15 +80,15 @@ private:
   explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
   void add_tier(unsigned t);
   void publish_tier(unsigned t);
-  void adopt(std::vector<slab::platform::tier_segments> tiers);
+  void adopt(std::vector<slab::mapped::tier_segments> tiers);
   void check_matches_config() const;
-  void reclaim_record(std::uint32_t ctx, slab::core::cache<slab::platform::pool_map>& by);
+  void reclaim_record(std::uint32_t ctx, slab::core::cache<slab::mapped::pool_map>& by);
   /// Resets the live estimate to the number of live slot headers (after a corrupt record).
   void recount_live();
 
   pool_config cfg_;
-  std::unique_ptr<slab::platform::pool_map> map_;
-  std::optional<slab::core::cache<slab::platform::pool_map>> own_; // context 0
+  std::unique_ptr<slab::mapped::pool_map> map_;
+  std::optional<slab::core::cache<slab::mapped::pool_map>> own_; // context 0
   std::mutex tiers_mu_;
   // Which records shmd handed out and has not reclaimed (quarantined ones forever). The
   // shared state field says the same, but a client can scribble over it: a record it
@@ -96,7 +96,7 @@ private:
   std::mutex records_mu_;
   std::vector<bool> assigned_;
   void set_assigned(std::uint32_t ctx, bool assigned);
-  std::vector<slab::platform::tier_segments> tiers_;
+  std::vector<slab::mapped::tier_segments> tiers_;
   unsigned failed_growths_ = 0;
   mutable std::mutex failures_mu_;
   growth_failures failures_;

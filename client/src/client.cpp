@@ -87,7 +87,7 @@ public:
   }
 
   struct opened_pool {
-    std::shared_ptr<platform::pool_map> map;
+    std::shared_ptr<mapped::pool_map> map;
     std::uint32_t pool_id, context;
   };
 
@@ -100,13 +100,13 @@ public:
     const proto::opened r = request<proto::opened>(o, fds);
     if (fds.size() != 1 + 2 * std::size_t{r.tiers}) protocol_error("opened: wrong number of fds");
     std::lock_guard<std::mutex> g(maps_mu_);
-    std::shared_ptr<platform::pool_map> map = maps_[r.pool_id].lock();
+    std::shared_ptr<mapped::pool_map> map = maps_[r.pool_id].lock();
     if (!map) {
-      auto m = platform::pool_map::attach(std::move(fds[0]), true);
+      auto m = mapped::pool_map::attach(std::move(fds[0]), true);
       if (!m) protocol_error("pool '" + std::string(name) + "': " + m.error().what);
       map = std::move(m.value());
       std::weak_ptr<session> self = weak_from_this();
-      platform::pool_map* raw = map.get();
+      mapped::pool_map* raw = map.get();
       map->fetch_tiers = [self, raw](unsigned first) {
         const std::shared_ptr<session> s = self.lock();
         return s != nullptr && s->fetch_tiers(*raw, first);
@@ -123,7 +123,7 @@ public:
   }
 
   // Called under the map's lock, from has_slot's slow path: never throws.
-  bool fetch_tiers(platform::pool_map& map, unsigned first) noexcept {
+  bool fetch_tiers(mapped::pool_map& map, unsigned first) noexcept {
     try {
       proto::tiers_req q;
       proto::set_text(q.pool, proto::get_text(map.info().name));
@@ -167,7 +167,7 @@ private:
   // would take, so that operations find it mapped. maps_mu_ is taken only when a pool
   // was opened since the last look.
   void map_ahead() noexcept {
-    std::vector<std::weak_ptr<platform::pool_map>> pools;
+    std::vector<std::weak_ptr<mapped::pool_map>> pools;
     unsigned seen = ~0U;
     std::unique_lock<std::mutex> lk(mapper_mu_);
     while (!stop_mapper_) {
@@ -180,7 +180,7 @@ private:
         seen = now;
       }
       for (const auto& w : pools) {
-        const std::shared_ptr<platform::pool_map> m = w.lock();
+        const std::shared_ptr<mapped::pool_map> m = w.lock();
         if (!m) continue;
         const std::uint64_t mapped = m->mapped_slots();
         if (m->state().ready_slots.load(std::memory_order_acquire) > mapped) {
@@ -196,7 +196,7 @@ private:
     throw error(errc::protocol, "shmd at " + path_ + ": " + what);
   }
 
-  bool map_tiers(platform::pool_map& map, unsigned first, std::vector<platform::unique_fd>& fds,
+  bool map_tiers(mapped::pool_map& map, unsigned first, std::vector<platform::unique_fd>& fds,
                  std::size_t from) {
     for (std::size_t i = from; i + 1 < fds.size(); i += 2) {
       const auto t = static_cast<unsigned>(first + (i - from) / 2);
@@ -285,7 +285,7 @@ private:
   std::uint32_t daemon_pid_ = 0;
   std::mutex mu_;
   std::mutex maps_mu_;
-  std::map<std::uint32_t, std::weak_ptr<platform::pool_map>> maps_;
+  std::map<std::uint32_t, std::weak_ptr<mapped::pool_map>> maps_;
   std::atomic<unsigned> maps_changed_{0};
   bool map_ahead_ = true;
   std::chrono::milliseconds map_ahead_interval_{1};
@@ -296,7 +296,7 @@ private:
   std::thread mapper_; // last: started after everything it uses, joined in ~session
 };
 
-raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map,
+raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map> map,
                    std::uint32_t ctx, client_options opt)
     : session_(std::move(s)), map_(std::move(map)), name_(proto::get_text(map_->info().name)),
       ctx_(ctx), opt_(opt), cache_(*map_, ctx) {

@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -106,6 +106,29 @@ result<peer_credentials> peer_of(int fd) {
   return peer_credentials{static_cast<std::uint32_t>(c.pid), c.uid, c.gid};
 }
 
+std::vector<std::uint32_t> peer_groups(int fd) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    const int rc = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+    if (rc != 0 && errno != ERANGE) return {};
+    groups.resize(len / sizeof(gid_t)); // ERANGE: len is the size needed
+    if (rc == 0) return {groups.begin(), groups.end()};
+  }
+  return {};
+}
+
+status set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+    const int e = errno;
+    return fail(e, "SO_RCVTIMEO: " + errno_text(e), sys_cause::other);
+  }
+  return ok_t{};
+}
+
 status send_message(int fd, const void* data, std::size_t bytes, std::span<const int> fds) {
   iovec iov{const_cast<void*>(data), bytes};
   msghdr m{};
@@ -161,15 +184,6 @@ result<std::size_t> receive_message(int fd, void* data, std::size_t cap,
     return fail(EMSGSIZE, "a control message was truncated", sys_cause::other);
   }
   return static_cast<std::size_t>(n);
-}
-
-result<unique_fd> open_pidfd(std::uint32_t pid) {
-  const long fd = ::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0U);
-  if (fd < 0) {
-    const int e = errno;
-    return fail(e, "pidfd_open(" + std::to_string(pid) + "): " + errno_text(e), sys_cause::other);
-  }
-  return unique_fd(static_cast<int>(fd));
 }
 
 } // namespace slab::platform

@@ -287,13 +287,6 @@ int numa_node_count() noexcept {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-std::string process_name(std::uint32_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(f, name);
-  return name;
-}
-
 result<std::vector<int>> page_nodes(const void* addr, std::size_t bytes, std::size_t stride) {
   if (bytes == 0 || stride == 0) {
     return fail(EINVAL, "page_nodes: size and stride must be non-zero",

@@ -238,6 +238,55 @@ status prepare_fresh(void* addr, std::size_t bytes, std::size_t page_size, int n
   return ok_t{};
 }
 
+status allocate_file(int fd, std::uint64_t offset, std::uint64_t bytes, const std::string& what,
+                     bool huge) {
+  struct statfs fs {};
+  const bool limited = ::fstatfs(fd, &fs) == 0 && fs.f_blocks != 0 && fs.f_bsize > 0 && !huge;
+  const std::uint64_t unit = limited ? static_cast<std::uint64_t>(fs.f_bsize) : 0;
+  const std::uint64_t room = limited ? std::uint64_t{fs.f_bavail} * unit : 0;
+  int e = 0;
+  if (limited && room < bytes) {
+    e = ENOSPC;
+  } else if (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
+    e = errno;
+  }
+  if (e == 0 || e == EOPNOTSUPP) return ok_t{}; // no fallocate there: the faults decide
+  std::string msg =
+      "allocating " + format_bytes(bytes) + " of " + what + " (fallocate): " + errno_text(e);
+  if (e == ENOSPC) {
+    msg += " (ENOSPC: ";
+    msg += limited ? "its file system has " + format_bytes(room) + " free of " +
+                         format_bytes(std::uint64_t{fs.f_blocks} * unit)
+                   : "its file system is full";
+    msg += huge ? "; " + describe_pool(query_hugepages()) + ", or the hugetlbfs mount's size="
+                : "; free space there, or enlarge it (the size= of its tmpfs mount)";
+    msg += ")";
+  }
+  return fail(e, msg, huge ? sys_cause::hugepages : sys_cause::memory);
+}
+
+status prepare_new_range(void* addr, int fd, std::uint64_t offset, std::uint64_t bytes,
+                         std::size_t page, int node, const std::string& what, bool huge) {
+  if (node >= 0) {
+    if (status s = bind_to_node(addr, bytes, node); !s) return s;
+  }
+  if (status s = allocate_file(fd, offset, bytes, what, huge); !s) return s;
+  if (status s = prepare_fresh(addr, bytes, page, -1, true); !s) {
+    return fail(s.error().err, what + ": " + s.error().what, s.error().cause);
+  }
+  return ok_t{};
+}
+
+result<unique_fd> reopen_read_only(int fd) {
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  unique_fd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ro) {
+    const int e = errno;
+    return fail(e, "reopening " + path + " read-only: " + errno_text(e), sys_cause::other);
+  }
+  return ro;
+}
+
 result<std::uint64_t> fd_size(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -131,7 +131,7 @@ TEST_P(hostile_client, is_quarantined_and_the_pool_stays_consistent) {
   {
     pool_view v(d.socket_path(), "test");
     ASSERT_TRUE(v.map_all());
-    slab::platform::pool_map& m = v.map();
+    slab::mapped::pool_map& m = v.map();
     for (const auto& a : st[0].kept) {
       const key k = key::from_raw(a.load());
       ASSERT_EQ(m.header(k.index()).gen(), k.generation());

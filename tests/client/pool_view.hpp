@@ -25,8 +25,8 @@
 #include <slab/core/audit.hpp>
 #include <slab/core/shared_layout.hpp>
 #include <slab/error.hpp>
+#include <slab/mapped/pool_map.hpp>
 #include <slab/platform/ipc.hpp>
-#include <slab/platform/pool_map.hpp>
 #include <slab/proto/protocol.hpp>
 
 #include "../../tools/slabctl/include/slabctl/observe.hpp"
@@ -105,7 +105,7 @@ public:
   pool_view(const pool_view&) = delete;
   pool_view& operator=(const pool_view&) = delete;
 
-  platform::pool_map& map() noexcept { return watch_.map(); }
+  slab::mapped::pool_map& map() noexcept { return watch_.map(); }
 
   /// Maps every tier published so far.
   bool map_all() { return watch_.map_all(); }

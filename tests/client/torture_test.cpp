@@ -92,7 +92,7 @@ TEST(torture, hundreds_of_clients_killed_at_random_instants_lose_nothing) {
   {
     pool_view v(d.socket_path(), "test");
     ASSERT_TRUE(v.map_all());
-    slab::platform::pool_map& m = v.map();
+    slab::mapped::pool_map& m = v.map();
     for (int r = 0; r < kills; ++r) {
       unsigned stale = 0;
       for (const auto& h : rounds[static_cast<std::size_t>(r)].held) {

@@ -285,7 +285,7 @@ int cmd_inspect(const options& o) {
   slabctl::observer obs(o.socket);
   slabctl::pool_watch w(obs, o.args[0]);
   w.map_all();
-  slab::platform::pool_map& m = w.map();
+  slab::mapped::pool_map& m = w.map();
   const slab::proto::pool_header& h = m.info();
   char keyhex[32];
   std::snprintf(keyhex, sizeof keyhex, "0x%016" PRIx64, raw);

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <slab/platform/platform.hpp>
+#include <slab/platform/process.hpp>
 
 namespace slabctl {
 namespace {
@@ -53,7 +53,7 @@ bool process_exists(std::uint32_t pid) {
 
 // Free slots in the magazines a record names (ids and counts checked: a record may hold
 // garbage, which the audit reports; here it only must not be followed).
-std::uint32_t cached_in(platform::pool_map& m, const core::context_record& r) {
+std::uint32_t cached_in(slab::mapped::pool_map& m, const core::context_record& r) {
   std::uint32_t n = 0;
   for (const std::uint32_t id : {r.mag[0].load(), r.mag[1].load(), r.spare.load()}) {
     if (id == core::no_magazine || id >= m.magazine_count() || !m.has_magazine(id)) continue;
@@ -63,7 +63,7 @@ std::uint32_t cached_in(platform::pool_map& m, const core::context_record& r) {
   return n;
 }
 
-void check_nodes(platform::pool_map& m, tier_snapshot& t) {
+void check_nodes(slab::mapped::pool_map& m, tier_snapshot& t) {
   const std::size_t bytes = t.slots * m.geometry().stride;
   if (bytes == 0) return;
   const std::size_t page = t.page_size != 0 ? t.page_size : platform::normal_page_size();
@@ -97,7 +97,7 @@ daemon_snapshot take_daemon_snapshot(const observer& o) {
 
 pool_snapshot take_snapshot(observer& o, pool_watch& w, bool numa_check) {
   w.map_all();
-  platform::pool_map& m = w.map();
+  slab::mapped::pool_map& m = w.map();
   const proto::pool_header& h = m.info();
   pool_snapshot s;
   s.name = w.name();

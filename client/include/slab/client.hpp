@@ -48,7 +48,7 @@
 #include <slab/error.hpp>
 #include <slab/handles.hpp>
 #include <slab/key.hpp>
-#include <slab/platform/pool_map.hpp>
+#include <slab/mapped/pool_map.hpp>
 
 namespace slab {
 
@@ -88,7 +88,7 @@ class session;
 /// One context of one pool, without the type: what pool<T> wraps.
 class raw_pool {
 public:
-  raw_pool(std::shared_ptr<session> s, std::shared_ptr<platform::pool_map> map, std::uint32_t ctx,
+  raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map> map, std::uint32_t ctx,
            client_options opt);
   raw_pool(const raw_pool&) = delete;
   raw_pool& operator=(const raw_pool&) = delete;
@@ -117,7 +117,7 @@ public:
   /// Payload address of a live key, or nullptr.
   void* get(key k) noexcept {
     const std::uint32_t idx = k.index();
-    platform::pool_map& m = *map_;
+    mapped::pool_map& m = *map_;
     if (!m.has_slot(idx)) return nullptr;
     const std::uint32_t g = m.header(idx).gen(std::memory_order_acquire);
     if (g != k.generation() || !core::gen_live(g)) return nullptr;
@@ -137,7 +137,7 @@ public:
   [[nodiscard]] std::uint32_t context() const noexcept { return ctx_; }
   [[nodiscard]] bool arena() const noexcept { return map_->info().mode == proto::mode_arena; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  platform::pool_map& map() noexcept { return *map_; }
+  mapped::pool_map& map() noexcept { return *map_; }
   /// The count cells of this process's shared_slots, one per slot index: a private
   /// anonymous range of max_slots cells, reserved on first use and touched only where
   /// used. Throws slab::error(out_of_memory) when it cannot be reserved.
@@ -150,11 +150,11 @@ private:
   key alloc_slow();
 
   std::shared_ptr<session> session_;
-  std::shared_ptr<platform::pool_map> map_;
+  std::shared_ptr<mapped::pool_map> map_;
   std::string name_;
   std::uint32_t ctx_;
   client_options opt_;
-  core::cache<platform::pool_map> cache_;
+  core::cache<mapped::pool_map> cache_;
   core::slot_header* cells_ = nullptr; // share_cells(), mapped on first use
   std::size_t cells_bytes_ = 0;
 };

@@ -2,6 +2,7 @@
 // passed with SCM_RIGHTS, peer credentials. Errors are values (platform.hpp).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -9,13 +10,10 @@
 #include <vector>
 
 #include <slab/platform/platform.hpp>
+#include <slab/platform/process.hpp>
 #include <slab/platform/segment.hpp>
 
 namespace slab::platform {
-
-struct peer_credentials {
-  std::uint32_t pid = 0, uid = 0, gid = 0;
-};
 
 /// Listens on `path` (SOCK_SEQPACKET, non-blocking, close-on-exec), replacing a stale
 /// socket file left by a dead daemon but never a live one or any other kind of file.
@@ -24,6 +22,13 @@ struct peer_credentials {
 [[nodiscard]] result<unique_fd> connect_seqpacket(const std::string& path);
 [[nodiscard]] result<unique_fd> accept_seqpacket(int listen_fd);
 [[nodiscard]] result<peer_credentials> peer_of(int fd);
+/// The peer's supplementary groups as they were when it connected (SO_PEERGROUPS, Linux
+/// 4.13): SO_PEERCRED carries the primary gid only, while members of an allowed group
+/// usually hold it as a supplementary one. Empty when the kernel cannot tell.
+[[nodiscard]] std::vector<std::uint32_t> peer_groups(int fd);
+/// Makes every blocking receive on fd give up after `timeout` (SO_RCVTIMEO): EAGAIN
+/// then comes back from receive_message. A timeout of zero waits forever.
+[[nodiscard]] status set_receive_timeout(int fd, std::chrono::milliseconds timeout);
 
 /// Sends one message with `fds` attached. Never blocks longer than the socket does.
 [[nodiscard]] status send_message(int fd, const void* data, std::size_t bytes,
@@ -32,9 +37,5 @@ struct peer_credentials {
 /// Returns the message length; 0 means the peer closed the connection.
 [[nodiscard]] result<std::size_t> receive_message(int fd, void* data, std::size_t cap,
                                                   std::vector<unique_fd>& fds);
-
-/// A pidfd for `pid` (readable once the process has exited), or an error on kernels
-/// without pidfd_open.
-[[nodiscard]] result<unique_fd> open_pidfd(std::uint32_t pid);
 
 } // namespace slab::platform

@@ -128,8 +128,4 @@ void prefault(void* addr, std::size_t bytes, std::size_t page_size) noexcept;
 [[nodiscard]] result<std::vector<int>> page_nodes(const void* addr, std::size_t bytes,
                                                   std::size_t stride);
 
-/// A process's name as the kernel keeps it (/proc/PID/comm, at most 15 bytes), or ""
-/// when the process is gone or not visible.
-[[nodiscard]] std::string process_name(std::uint32_t pid);
-
 } // namespace slab::platform

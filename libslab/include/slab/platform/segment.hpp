@@ -88,6 +88,28 @@ void unmap_segment(void* addr, std::size_t bytes, bool keep_reserved) noexcept;
 [[nodiscard]] status prepare_fresh(void* addr, std::size_t bytes, std::size_t page_size,
                                    int numa_node, bool lock);
 
+/// Gives the file's pages to [offset, offset + bytes) now (fallocate), so that a full
+/// tmpfs or hugetlbfs is an ENOSPC naming the file (`what`), never a SIGBUS at a first
+/// touch. A tmpfs with too little room is refused before allocating, so that a retried
+/// growth never fills it to the brim for everyone else on it. (Not hugetlbfs: there the
+/// mapping already holds a reservation of its pages, which its free count leaves out.)
+/// A file system without fallocate is not an error: the faults decide there.
+[[nodiscard]] status allocate_file(int fd, std::uint64_t offset, std::uint64_t bytes,
+                                   const std::string& what, bool huge);
+
+/// Fresh memory of a new segment, mapped at addr from [offset, offset + bytes) of fd,
+/// made ready in the one order that keeps every promise: bound to `node` (if >= 0)
+/// before any page exists (mbind moves nothing already placed, and the file's pages
+/// follow the mapping's policy), the pages allocated in the file, then faulted in and
+/// locked. Errors name the segment (`what`).
+[[nodiscard]] status prepare_new_range(void* addr, int fd, std::uint64_t offset,
+                                       std::uint64_t bytes, std::size_t page, int node,
+                                       const std::string& what, bool huge);
+
+/// The same file as fd, opened anew read-only (through /proc/self/fd): whoever receives
+/// it can map it PROT_READ only (an mprotect to write fails with EACCES).
+[[nodiscard]] result<unique_fd> reopen_read_only(int fd);
+
 /// Size of the file behind fd (fstat).
 [[nodiscard]] result<std::uint64_t> fd_size(int fd);
 

@@ -36,8 +36,8 @@
 #include <slab/core/audit.hpp>
 #include <slab/core/shared_layout.hpp>
 #include <slab/error.hpp>
+#include <slab/mapped/pool_map.hpp>
 #include <slab/platform/ipc.hpp>
-#include <slab/platform/pool_map.hpp>
 #include <slab/proto/protocol.hpp>
 
 namespace slabctl {
@@ -220,7 +220,7 @@ public:
     std::vector<platform::unique_fd> fds;
     info_ = obs_.observe(name, index, 0, fds);
     name_ = std::string(proto::get_text(info_.pool));
-    auto m = platform::pool_map::attach(std::move(fds[0]), /*writable=*/false);
+    auto m = slab::mapped::pool_map::attach(std::move(fds[0]), /*writable=*/false);
     if (!m) {
       throw failure(exit_code::failure,
                     "slabctl: pool '" + name_ + "': read-only attach: " + m.error().what);
@@ -233,7 +233,7 @@ public:
   pool_watch& operator=(const pool_watch&) = delete;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  platform::pool_map& map() noexcept { return *map_; }
+  slab::mapped::pool_map& map() noexcept { return *map_; }
   /// shmd's record of the pool as of the last observe (refresh() renews it).
   [[nodiscard]] const proto::observed& daemon_info() const noexcept { return info_; }
 
@@ -274,14 +274,14 @@ private:
   observer& obs_;
   std::string name_;
   proto::observed info_{};
-  std::unique_ptr<platform::pool_map> map_;
+  std::unique_ptr<slab::mapped::pool_map> map_;
 };
 
 /// Records that should hold nothing: a free record (never used, or reclaimed: reclaim
 /// hands every magazine on), and `own` (a context that never built a cache). The core
 /// audit does not look at them; the next context given such a record would inherit
 /// what it names.
-inline std::vector<std::string> idle_record_problems(platform::pool_map& m,
+inline std::vector<std::string> idle_record_problems(slab::mapped::pool_map& m,
                                                      std::uint32_t own = core::no_context) {
   std::vector<std::string> out;
   for (std::uint32_t c = 0; c < m.context_count(); ++c) {
@@ -305,7 +305,7 @@ struct pool_fingerprint {
   std::vector<std::uint64_t> words;
   friend bool operator==(const pool_fingerprint&, const pool_fingerprint&) = default;
 
-  static pool_fingerprint of(platform::pool_map& m) {
+  static pool_fingerprint of(slab::mapped::pool_map& m) {
     pool_fingerprint f;
     for (std::uint32_t c = 0; c < core::cell_count; ++c)
       f.words.push_back(m.state().cells[c].peek().seq);

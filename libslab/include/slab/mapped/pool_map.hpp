@@ -23,7 +23,7 @@
 #include <slab/platform/segment.hpp>
 #include <slab/proto/pool_layout.hpp>
 
-namespace slab::platform {
+namespace slab::mapped {
 
 /// What shmd asks for when it creates a pool.
 struct pool_spec {
@@ -32,7 +32,7 @@ struct pool_spec {
   std::uint64_t capacity = 0;     ///< slots in tier 0 (rounded up)
   std::uint64_t max_capacity = 0; ///< ceiling for growth (rounded up to whole pages)
   std::uint32_t contexts = 64;
-  page_policy hugepages = page_policy::prefer;
+  platform::page_policy hugepages = platform::page_policy::prefer;
   int numa_node = -1;
 };
 
@@ -41,7 +41,7 @@ struct pool_spec {
 
 /// A tier's segments, kept by the daemon to hand to clients.
 struct tier_segments {
-  unique_fd meta, data;
+  platform::unique_fd meta, data;
 };
 
 class pool_map {
@@ -49,17 +49,19 @@ public:
   /// Creates the control segment of a new pool (shmd). No tiers yet: create_tier(0)
   /// next. With a named store, the segments are files "<pool>.control",
   /// "<pool>.t<N>.meta" and "<pool>.t<N>.data" that outlive the daemon.
-  static result<std::unique_ptr<pool_map>> create(const pool_spec& spec,
-                                                  const segment_store& store = {});
+  static platform::result<std::unique_ptr<pool_map>>
+  create(const pool_spec& spec, const platform::segment_store& store = {});
   /// Adopts a pool a previous daemon left in a named store: validates the control
   /// segment as attach does, maps and mlocks every published tier, and returns their
   /// segments in `tiers`. A tier created but never published (its creator died) is
   /// removed. Nothing is written to the pool. ENOENT when there is no such pool.
-  static result<std::unique_ptr<pool_map>>
-  adopt(const std::string& name, const segment_store& store, std::vector<tier_segments>& tiers);
+  static platform::result<std::unique_ptr<pool_map>> adopt(const std::string& name,
+                                                           const platform::segment_store& store,
+                                                           std::vector<tier_segments>& tiers);
   /// Attaches to an existing pool from its control segment (clients, slabctl): checks
   /// the magic, the ABI and every size against the segment before trusting any of it.
-  static result<std::unique_ptr<pool_map>> attach(unique_fd control, bool writable);
+  static platform::result<std::unique_ptr<pool_map>> attach(platform::unique_fd control,
+                                                            bool writable);
 
   pool_map(const pool_map&) = delete;
   pool_map& operator=(const pool_map&) = delete;
@@ -67,13 +69,13 @@ public:
 
   /// shmd: creates tier t's segments, binds, prefaults and locks them, maps them here
   /// and fills in tiers[t]. The tier is not offered to anyone until publish_tier.
-  result<tier_segments> create_tier(unsigned t);
+  platform::result<tier_segments> create_tier(unsigned t);
   /// Maps tier t from its segments' fds (checked against the header's sizes).
-  status map_tier(unsigned t, int meta_fd, int data_fd);
+  platform::status map_tier(unsigned t, int meta_fd, int data_fd);
 
   /// Removes the named segments of pool `name` from the store (shmd --destroy).
   /// Returns how many files were removed.
-  static unsigned destroy(const std::string& name, const segment_store& store);
+  static unsigned destroy(const std::string& name, const platform::segment_store& store);
 
   // ---- the region interface ----
   core::pool_state& state() noexcept { return *state_; }
@@ -115,13 +117,13 @@ public:
 private:
   pool_map() = default;
   bool map_more(std::uint32_t i);
-  status reserve_ranges();
-  status map_control(bool writable);
-  status map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh);
-  status lock_tier(unsigned t);
+  platform::status reserve_ranges();
+  platform::status map_control(bool writable);
+  platform::status map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh);
+  platform::status lock_tier(unsigned t);
 
-  unique_fd control_;
-  segment_store store_;
+  platform::unique_fd control_;
+  platform::segment_store store_;
   std::size_t control_bytes_ = 0;
   bool writable_ = true;
   proto::pool_header* hdr_ = nullptr;
@@ -141,4 +143,4 @@ private:
 };
 static_assert(core::region<pool_map>);
 
-} // namespace slab::platform
+} // namespace slab::mapped

@@ -1,5 +1,5 @@
 // pool_map: creating, attaching to and mapping the segments of a daemon-backed pool.
-#include <slab/platform/pool_map.hpp>
+#include <slab/mapped/pool_map.hpp>
 
 #include <bit>
 #include <chrono>
@@ -7,17 +7,38 @@
 #include <memory>
 #include <new>
 
-#include <fcntl.h>
-#include <sys/statfs.h>
-
 #include <slab/core/layout.hpp>
 
-#include "internal.hpp"
-
-namespace slab::platform {
+namespace slab::mapped {
 namespace {
 
-using namespace detail; // NOLINT(google-build-using-namespace): this library's own helpers
+using platform::ok_t;
+using platform::page_policy;
+using platform::result;
+using platform::segment;
+using platform::segment_store;
+using platform::status;
+using platform::sys_cause;
+using platform::unique_fd;
+// The platform calls this file makes (platform/segment.hpp, platform/platform.hpp).
+using platform::create_segment;
+using platform::fd_size;
+using platform::huge_page_size;
+using platform::lock;
+using platform::map_segment;
+using platform::normal_page_size;
+using platform::open_segment;
+using platform::page_nodes;
+using platform::prepare_new_range;
+using platform::release_range;
+using platform::remove_segment;
+using platform::reserve_range;
+using platform::unmap_segment;
+
+// The pool's own errors: no errno from an OS call, a message naming the pool or tier.
+platform::sys_error fail(int err, std::string what, sys_cause cause) {
+  return platform::sys_error{err, std::move(what), cause};
+}
 
 constexpr std::uint64_t min_gran = 512; // slots: 512 headers fill one 4 KiB page
 constexpr std::uint64_t slot_limit = core::max_slots;
@@ -58,54 +79,6 @@ std::uint64_t magazine_bytes_of(std::uint64_t slots) {
 std::string segment_path(const segment_store& store, const std::string& name, bool huge) {
   const std::string& dir = huge ? store.huge_dir : store.normal_dir;
   return dir.empty() ? "memfd '" + name + "'" : dir + "/" + name;
-}
-
-/// Gives the file's pages to [offset, offset + bytes) now (fallocate), so that a full
-/// tmpfs or hugetlbfs is an ENOSPC naming the file, never a SIGBUS at a first touch. A
-/// tmpfs with too little room is refused before allocating, so that a retried growth
-/// never fills it to the brim for everyone else on it. (Not hugetlbfs: there the
-/// mapping already holds a reservation of its pages, which its free count leaves out.)
-status allocate_file(int fd, std::uint64_t offset, std::uint64_t bytes, const std::string& what,
-                     bool huge) {
-  struct statfs fs {};
-  const bool limited = ::fstatfs(fd, &fs) == 0 && fs.f_blocks != 0 && fs.f_bsize > 0 && !huge;
-  const std::uint64_t unit = limited ? static_cast<std::uint64_t>(fs.f_bsize) : 0;
-  const std::uint64_t room = limited ? std::uint64_t{fs.f_bavail} * unit : 0;
-  int e = 0;
-  if (limited && room < bytes) {
-    e = ENOSPC;
-  } else if (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
-    e = errno;
-  }
-  if (e == 0 || e == EOPNOTSUPP) return ok_t{}; // no fallocate there: the faults decide
-  std::string msg =
-      "allocating " + format_bytes(bytes) + " of " + what + " (fallocate): " + errno_text(e);
-  if (e == ENOSPC) {
-    msg += " (ENOSPC: ";
-    msg += limited ? "its file system has " + format_bytes(room) + " free of " +
-                         format_bytes(std::uint64_t{fs.f_blocks} * unit)
-                   : "its file system is full";
-    msg += huge ? "; " + describe_pool(query_hugepages()) + ", or the hugetlbfs mount's size="
-                : "; free space there, or enlarge it (the size= of its tmpfs mount)";
-    msg += ")";
-  }
-  return fail(e, msg, huge ? sys_cause::hugepages : sys_cause::memory);
-}
-
-/// Fresh memory of a new segment made ready, in the one order that keeps every promise:
-/// bound to its node before any page exists (mbind moves nothing already placed, and the
-/// file's pages follow the mapping's policy), the pages allocated in the file, then
-/// faulted in and locked. Errors name the segment.
-status prepare_new(void* addr, int fd, std::uint64_t offset, std::uint64_t bytes, std::size_t page,
-                   int node, const std::string& what, bool huge) {
-  if (node >= 0) {
-    if (status s = bind_to_node(addr, bytes, node); !s) return s;
-  }
-  if (status s = allocate_file(fd, offset, bytes, what, huge); !s) return s;
-  if (status s = prepare_fresh(addr, bytes, page, -1, true); !s) {
-    return fail(s.error().err, what + ": " + s.error().what, s.error().cause);
-  }
-  return ok_t{};
 }
 
 } // namespace
@@ -187,11 +160,11 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec,
   p->store_ = store;
   p->control_ = std::move(seg.value().fd);
   p->control_bytes_ = cl.bytes;
-  // Not populated yet: its pages come after the NUMA binding (prepare_new).
+  // Not populated yet: its pages come after the NUMA binding (prepare_new_range).
   result<void*> cm = map_segment(p->control_.get(), 0, cl.bytes, nullptr, true, false);
   if (!cm) return cm.error();
   p->hdr_ = static_cast<proto::pool_header*>(cm.value());
-  if (status s = prepare_new(
+  if (status s = prepare_new_range(
           p->hdr_, p->control_.get(), 0, cl.bytes, normal_page_size(), spec.numa_node,
           "control segment " + segment_path(store, control_name(spec.name), false), false);
       !s) {
@@ -442,7 +415,7 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
                 "tier " + std::to_string(t) + ": segment sizes disagree with the pool header",
                 sys_cause::invalid_argument);
   }
-  // A fresh tier is populated by prepare_new, after its NUMA binding.
+  // A fresh tier is populated by prepare_new_range, after its NUMA binding.
   const bool populate = !fresh;
   result<void*> h =
       map_segment(meta_fd, 0, header_bytes_of(n), headers_ + first, writable_, populate);
@@ -464,16 +437,16 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
         "meta segment " + segment_path(store_, tier_name(pool, t, "meta"), meta_huge);
     const std::string data_what =
         "data segment " + segment_path(store_, tier_name(pool, t, "data"), data_huge);
-    if (status s = prepare_new(h.value(), meta_fd, 0, header_bytes_of(n), meta_page, ti.numa_node,
-                               meta_what, meta_huge);
+    if (status s = prepare_new_range(h.value(), meta_fd, 0, header_bytes_of(n), meta_page,
+                                     ti.numa_node, meta_what, meta_huge);
         !s)
       return s;
-    if (status s = prepare_new(m.value(), meta_fd, header_bytes_of(n), mag_len, meta_page,
-                               ti.numa_node, meta_what, meta_huge);
+    if (status s = prepare_new_range(m.value(), meta_fd, header_bytes_of(n), mag_len, meta_page,
+                                     ti.numa_node, meta_what, meta_huge);
         !s)
       return s;
-    if (status s = prepare_new(d.value(), data_fd, 0, n * geo_.stride, ti.page_size, ti.numa_node,
-                               data_what, data_huge);
+    if (status s = prepare_new_range(d.value(), data_fd, 0, n * geo_.stride, ti.page_size,
+                                     ti.numa_node, data_what, data_huge);
         !s)
       return s;
     for (std::uint64_t i = 0; i < n / core::magazine_slots; ++i)
@@ -505,4 +478,4 @@ bool pool_map::map_more(std::uint32_t i) {
   return i < mapped_slots_.load(std::memory_order_acquire);
 }
 
-} // namespace slab::platform
+} // namespace slab::mapped

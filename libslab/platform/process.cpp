@@ -1,0 +1,61 @@
+// Processes: identity, liveness, names.
+#include <slab/platform/process.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <fstream>
+
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.hpp"
+
+namespace slab::platform {
+
+using detail::errno_text;
+using detail::fail;
+
+peer_credentials own_credentials() noexcept {
+  return {own_pid(), static_cast<std::uint32_t>(::getuid()),
+          static_cast<std::uint32_t>(::getgid())};
+}
+
+std::uint32_t own_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+std::uint32_t own_effective_uid() noexcept { return static_cast<std::uint32_t>(::geteuid()); }
+std::uint32_t own_effective_gid() noexcept { return static_cast<std::uint32_t>(::getegid()); }
+
+std::string process_name(std::uint32_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(f, name);
+  return name;
+}
+
+std::string own_process_name() {
+  std::ifstream f("/proc/self/comm");
+  std::string name;
+  std::getline(f, name);
+  return name.empty() ? "?" : name;
+}
+
+bool process_exists(std::uint32_t pid) noexcept {
+  if (pid == 0) return false; // kill(0, 0) would ask about our own process group
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+result<unique_fd> open_pidfd(std::uint32_t pid) {
+  const long fd = ::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0U);
+  if (fd < 0) {
+    const int e = errno;
+    return fail(e, "pidfd_open(" + std::to_string(pid) + "): " + errno_text(e), sys_cause::other);
+  }
+  return unique_fd(static_cast<int>(fd));
+}
+
+bool pidfd_exited(int pidfd) noexcept {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0; // readable once the process has exited
+}
+
+} // namespace slab::platform
