@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include <slab/core/handover.hpp>
 #include <slab/core/reclaim.hpp>
 #include <slab/error.hpp>
 
@@ -215,7 +216,7 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
   reclaim_record(*tmp, *own_);
   if (!donated) {
     m.state().magazines.store(first_mag + mags, std::memory_order_release);
-    own_->donate(first_mag, first_mag + mags - 1);
+    core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
   }
   m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
   m.info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
@@ -265,7 +266,7 @@ void pool_owner::publish_tier(unsigned t) {
   const auto first_mag = static_cast<std::uint32_t>(geo.tier_first_magazine(t));
   const auto mags = static_cast<std::uint32_t>(ti.slots / core::magazine_slots);
   m.state().magazines.store(first_mag + mags, std::memory_order_release);
-  own_->donate(first_mag, first_mag + mags - 1);
+  core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
   m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
   if ((ti.flags & slab::proto::tier_fallback) != 0 && !warned_fallback_) {
     warned_fallback_ = true;

@@ -96,3 +96,38 @@ TEST(cache, churn_through_the_depot_keeps_every_slot_accounted_for) {
 }
 
 } // namespace
+
+// The debug layer (core/check.hpp): a context's own state broken by its caller stops the
+// process with the invariant named, in builds with SLAB_CHECKS; release builds compile
+// the checks out, so there is nothing to observe there.
+TEST(cache_checks, a_claim_the_context_does_not_hold_stops_a_checked_build) {
+  if (!slab::core::check::enabled) GTEST_SKIP() << "SLAB_CHECKS is off in this build";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  local_region r(1024, 2);
+  r.grow(1024);
+  cache<local_region> c(r, r.attach());
+  std::uint32_t entry = 0;
+  const key k = c.claim(entry);
+  ASSERT_TRUE(k.plausible());
+  EXPECT_DEATH(c.commit_claim(entry, key::make(k.index(), k.generation() + 2)),
+               "slab invariant broken: commit of a claim this context does not hold");
+  c.commit_claim(entry, k); // the right key still goes through
+  EXPECT_NE(r.header(k.index()).gen(), 0U);
+}
+
+TEST(cache_checks, a_step_begun_while_another_is_recorded_stops_a_checked_build) {
+  if (!slab::core::check::enabled) GTEST_SKIP() << "SLAB_CHECKS is off in this build";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  local_region r(1024, 2);
+  r.grow(1024);
+  const std::uint32_t ctx = r.attach();
+  cache<local_region> c(r, ctx);
+  const key k = c.alloc();
+  // What a second thread inside the same context would leave: a step under way.
+  r.context(ctx).intent.op.store(static_cast<std::uint32_t>(slab::core::intent_op::carve));
+  EXPECT_DEATH((void)c.free(k), "slab invariant broken: a shared step begins while another is "
+                                "under way");
+  EXPECT_DEATH((void)c.alloc(), "slab invariant broken: a shared step begins");
+  r.context(ctx).intent.op.store(0);
+  EXPECT_TRUE(c.free(k));
+}

@@ -15,7 +15,8 @@
 //   magazine.owner         the context that popped it, right after the pop CAS; cleared
 //                          (by CAS, from the stamp it had) right after the push CAS.
 //   context_record         its owner, except won[] (any context, fetch-max; wide_cell.hpp)
-//                          and state (the daemon).
+//                          and state (the daemon). Its intent: intent.hpp, which also
+//                          states the order in which every shared step's stores land.
 //   pool_state cells       any context, by wide_cell CAS only.
 #pragma once
 
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <slab/core/intent.hpp>
 #include <slab/core/wide_cell.hpp>
 
 namespace slab::core {
@@ -66,25 +68,6 @@ struct alignas(64) pool_state {
 
   wide_cell& cell(cell_id c) noexcept { return cells[static_cast<std::uint32_t>(c)]; }
   const wide_cell& cell(cell_id c) const noexcept { return cells[static_cast<std::uint32_t>(c)]; }
-};
-
-/// What a context was about to do when it last touched shared state. Written before the
-/// shared step (the release of that step's CAS publishes it), cleared after.
-enum class intent_op : std::uint32_t {
-  none = 0,
-  pop_full,   ///< arg: observed top magazine; seq: observed cell seq
-  pop_empty,  ///< same
-  push_full,  ///< arg: the magazine being pushed; seq: observed cell seq
-  push_empty, ///< same
-  carve,      ///< arg: observed fresh cursor; seq: observed cell seq
-  free,       ///< arg: slot index; seq: the generation the key carries
-  adopt,      ///< reclaim: arg: slot index moved in; seq: the magazine it came from
-};
-
-struct intent_record {
-  std::atomic<std::uint32_t> op{0}; ///< intent_op; written last (release), cleared last
-  std::atomic<std::uint32_t> arg{0};
-  std::atomic<std::uint64_t> seq{0};
 };
 
 enum class context_state : std::uint32_t {

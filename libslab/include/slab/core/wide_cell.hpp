@@ -31,6 +31,14 @@
 #include <atomic>
 #include <cstdint>
 
+// The cell is only as good as its 16-byte compare-and-swap: a library call behind a
+// process-local lock (what the compiler emits without cmpxchg16b) would let two
+// processes move a cell at once. Refuse to build rather than corrupt pools.
+#if !defined(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16)
+#error                                                                                             \
+    "slab needs an inline 16-byte compare-and-swap: on x86-64 compile with -mcx16 (the slab::slab CMake target and slab.pc pass it)"
+#endif
+
 namespace slab::core {
 
 __extension__ using u128 = unsigned __int128; // a GNU extension; -Wpedantic knows
