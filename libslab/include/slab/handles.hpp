@@ -51,22 +51,65 @@ template <class T, class Owner = slab<T, heap_backing>> class unique_slot;
 template <class T, class Owner = slab<T, heap_backing>> class shared_slot;
 template <class T, class Owner = slab<T, heap_backing>> class claim_guard;
 
-/// An exclusive owner of one value: move-only, erases the value when it is destroyed or
-/// reset. `release()` gives the key back and keeps the value (then erase it by key).
-template <class T, class Owner> class unique_slot {
+namespace detail {
+
+/// What every handle holds and the accessors they share: the container, the key, and
+/// the value's address (values never move, so a handle may keep a plain pointer).
+template <class T, class Owner> class handle_base {
 public:
   using value_type = T;
 
+  [[nodiscard]] ::slab::key key() const noexcept { return key_; }
+  [[nodiscard]] T* get() const noexcept { return value_; }
+  T& operator*() const noexcept {
+    assert(value_ != nullptr && "dereferencing an empty slab handle");
+    return *value_;
+  }
+  T* operator->() const noexcept {
+    assert(value_ != nullptr && "dereferencing an empty slab handle");
+    return value_;
+  }
+  explicit operator bool() const noexcept { return value_ != nullptr; }
+
+protected:
+  handle_base() noexcept = default;
+  handle_base(Owner* o, ::slab::key k, T* v) noexcept : owner_(o), key_(k), value_(v) {}
+  /// Takes what o holds, leaving o empty.
+  void take(handle_base& o) noexcept {
+    owner_ = std::exchange(o.owner_, nullptr);
+    key_ = std::exchange(o.key_, ::slab::key{});
+    value_ = std::exchange(o.value_, nullptr);
+  }
+  void forget() noexcept {
+    owner_ = nullptr;
+    value_ = nullptr;
+    key_ = ::slab::key{};
+  }
+  void swap_base(handle_base& o) noexcept {
+    std::swap(owner_, o.owner_);
+    std::swap(key_, o.key_);
+    std::swap(value_, o.value_);
+  }
+
+  Owner* owner_ = nullptr;
+  ::slab::key key_{};
+  T* value_ = nullptr;
+};
+
+} // namespace detail
+
+/// An exclusive owner of one value: move-only, erases the value when it is destroyed or
+/// reset. `release()` gives the key back and keeps the value (then erase it by key).
+template <class T, class Owner> class unique_slot : public detail::handle_base<T, Owner> {
+  using base = detail::handle_base<T, Owner>;
+
+public:
   unique_slot() noexcept = default;
-  unique_slot(unique_slot&& o) noexcept
-      : owner_(std::exchange(o.owner_, nullptr)), key_(std::exchange(o.key_, ::slab::key{})),
-        value_(std::exchange(o.value_, nullptr)) {}
+  unique_slot(unique_slot&& o) noexcept { this->take(o); }
   unique_slot& operator=(unique_slot&& o) noexcept {
     if (this != &o) {
       reset();
-      owner_ = std::exchange(o.owner_, nullptr);
-      key_ = std::exchange(o.key_, ::slab::key{});
-      value_ = std::exchange(o.value_, nullptr);
+      this->take(o);
     }
     return *this;
   }
@@ -74,48 +117,30 @@ public:
   unique_slot& operator=(const unique_slot&) = delete;
   ~unique_slot() { reset(); }
 
-  [[nodiscard]] ::slab::key key() const noexcept { return key_; }
-  [[nodiscard]] T* get() const noexcept { return value_; }
-  T& operator*() const noexcept {
-    assert(value_ != nullptr && "dereferencing an empty unique_slot");
-    return *value_;
-  }
-  T* operator->() const noexcept {
-    assert(value_ != nullptr && "dereferencing an empty unique_slot");
-    return value_;
-  }
-  explicit operator bool() const noexcept { return value_ != nullptr; }
-
   /// Gives up ownership without erasing: returns the key (0 when empty).
   [[nodiscard]] ::slab::key release() noexcept {
-    owner_ = nullptr;
-    value_ = nullptr;
-    return std::exchange(key_, ::slab::key{});
+    const ::slab::key k = this->key_;
+    this->forget();
+    return k;
   }
   /// Erases the value now (when there is one) and leaves the handle empty.
   void reset() noexcept {
-    if (owner_ != nullptr) (void)owner_->erase(key_);
-    owner_ = nullptr;
-    value_ = nullptr;
-    key_ = ::slab::key{};
+    if (this->owner_ != nullptr) (void)this->owner_->erase(this->key_);
+    this->forget();
   }
 
 private:
   friend Owner;
   friend class shared_slot<T, Owner>;
-  unique_slot(Owner* o, ::slab::key k, T* v) noexcept : owner_(o), key_(k), value_(v) {}
-
-  Owner* owner_ = nullptr;
-  ::slab::key key_{};
-  T* value_ = nullptr;
+  unique_slot(Owner* o, ::slab::key k, T* v) noexcept : base(o, k, v) {}
 };
 
 /// A counted owner of one value: copies share it, the last one erases it. The count is
 /// kept in a per-slot cell that the container provides (see the top of this file).
-template <class T, class Owner> class shared_slot {
-public:
-  using value_type = T;
+template <class T, class Owner> class shared_slot : public detail::handle_base<T, Owner> {
+  using base = detail::handle_base<T, Owner>;
 
+public:
   shared_slot() noexcept = default;
   /// Takes over a unique_slot's value (count 1). May throw what the container's
   /// count storage throws (a pool maps its process-local counts on first use).
@@ -125,18 +150,11 @@ public:
     core::slot_header* c = u.owner_->share_cell(u.key_);
     c->gen = u.key_.generation();
     c->aux = 1;
-    owner_ = u.owner_;
     cell_ = c;
-    value_ = u.value_;
-    key_ = u.release();
+    this->take(u);
   }
-  shared_slot(const shared_slot& o) noexcept
-      : owner_(o.owner_), key_(o.key_), value_(o.value_), cell_(o.cell_) {
-    acquire();
-  }
-  shared_slot(shared_slot&& o) noexcept
-      : owner_(std::exchange(o.owner_, nullptr)), key_(std::exchange(o.key_, ::slab::key{})),
-        value_(std::exchange(o.value_, nullptr)), cell_(std::exchange(o.cell_, nullptr)) {}
+  shared_slot(const shared_slot& o) noexcept : base(o), cell_(o.cell_) { acquire(); }
+  shared_slot(shared_slot&& o) noexcept : cell_(std::exchange(o.cell_, nullptr)) { this->take(o); }
   shared_slot& operator=(const shared_slot& o) noexcept {
     if (this != &o) {
       shared_slot copy(o);
@@ -153,45 +171,29 @@ public:
   }
   ~shared_slot() { reset(); }
 
-  [[nodiscard]] ::slab::key key() const noexcept { return key_; }
-  [[nodiscard]] T* get() const noexcept { return value_; }
-  T& operator*() const noexcept {
-    assert(value_ != nullptr && "dereferencing an empty shared_slot");
-    return *value_;
-  }
-  T* operator->() const noexcept {
-    assert(value_ != nullptr && "dereferencing an empty shared_slot");
-    return value_;
-  }
-  explicit operator bool() const noexcept { return value_ != nullptr; }
-
   /// Handles sharing the value; 0 when empty or when the value was erased by key.
   [[nodiscard]] std::uint32_t use_count() const noexcept { return counted() ? cell_->aux : 0; }
 
   /// Drops this reference now; the last one erases the value.
   void reset() noexcept {
-    if (counted() && --cell_->aux == 0) (void)owner_->erase(key_);
-    owner_ = nullptr;
+    if (counted() && --cell_->aux == 0) (void)this->owner_->erase(this->key_);
+    this->forget();
     cell_ = nullptr;
-    value_ = nullptr;
-    key_ = ::slab::key{};
   }
   void swap(shared_slot& o) noexcept {
-    std::swap(owner_, o.owner_);
-    std::swap(key_, o.key_);
-    std::swap(value_, o.value_);
+    this->swap_base(o);
     std::swap(cell_, o.cell_);
   }
 
 private:
   friend Owner;
   shared_slot(Owner* o, ::slab::key k, T* v, core::slot_header* cell) noexcept
-      : owner_(o), key_(k), value_(v), cell_(cell) {}
+      : base(o, k, v), cell_(cell) {}
 
   // The cell still counts our value: its generation is our key's. False once the value
   // was erased by key or by clear(), in which case the cell is not ours to touch.
   [[nodiscard]] bool counted() const noexcept {
-    return cell_ != nullptr && cell_->gen == key_.generation();
+    return cell_ != nullptr && cell_->gen == this->key_.generation();
   }
   void acquire() noexcept {
     if (counted()) {
@@ -200,9 +202,6 @@ private:
     }
   }
 
-  Owner* owner_ = nullptr;
-  ::slab::key key_{};
-  T* value_ = nullptr;
   core::slot_header* cell_ = nullptr;
 };
 
