@@ -218,7 +218,10 @@ result<void*> map_segment(int fd, std::size_t offset, std::size_t bytes, void* a
 void unmap_segment(void* addr, std::size_t bytes, bool keep_reserved) noexcept {
   if (addr == nullptr) return;
   if (keep_reserved) {
-    ::mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    // Should this fail, the old mapping stays, inside our own reservation: nothing else
+    // can be mapped there, and the caller is only giving memory back.
+    (void)::mmap(addr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                 -1, 0);
   } else {
     ::munmap(addr, bytes);
   }

@@ -140,7 +140,7 @@ private:
   // one. A hint only: a prefetch never faults, even past what this process has mapped.
   void prefetch_headers(std::uint64_t first, std::uint64_t limit) noexcept {
     constexpr std::uint64_t per_line = 64 / sizeof(shared_header);
-    const std::uint64_t end = std::min(first + 2 * magazine_slots, limit);
+    const std::uint64_t end = std::min(first + 2 * std::uint64_t{magazine_slots}, limit);
     for (std::uint64_t i = first; i < end; i += per_line)
       __builtin_prefetch(&r_.header(static_cast<std::uint32_t>(i)), 1);
   }

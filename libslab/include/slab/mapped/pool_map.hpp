@@ -25,6 +25,10 @@
 
 namespace slab::mapped {
 
+namespace detail {
+struct control_layout;
+} // namespace detail
+
 /// What shmd asks for when it creates a pool.
 struct pool_spec {
   std::string name;
@@ -119,6 +123,11 @@ private:
   bool map_more(std::uint32_t i);
   platform::status reserve_ranges();
   platform::status map_control(bool writable);
+  void write_header(const pool_spec& spec, const detail::control_layout& cl);
+  void build_shared_state(const detail::control_layout& cl);
+  void describe_new_tier(unsigned t, const platform::segment& meta, const platform::segment& data);
+  void forget_failed_tier(unsigned t);
+  bool placed_on_node(unsigned t);
   platform::status map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh);
   platform::status lock_tier(unsigned t);
 
