@@ -714,10 +714,13 @@ private:
     pid_ = detail::start_shmd({"--config", config_}, dir_.file("shmd.out"), err_file(runs_),
                               notify_->path(), cfg_.run_as, cfg_.memlock_limit);
     const auto deadline = std::chrono::steady_clock::now() + 20s;
+    // Only this run's notifications count: notes_ keeps every run's, and a restarted
+    // shmd is not ready because the previous one once was.
+    const std::size_t first_note = notes_.size();
     for (;;) {
       notify_->receive(notes_, 20ms);
-      for (const std::string& n : notes_) {
-        if (contains(n, "READY=1")) ready_ = true;
+      for (std::size_t i = first_note; i < notes_.size(); ++i) {
+        if (contains(notes_[i], "READY=1")) ready_ = true;
       }
       if (ready_) break;
       int st = 0;
