@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <slab/platform/ipc.hpp>
+#include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
 namespace slab {
@@ -211,7 +212,7 @@ private:
   template <class R, class Q> R request(const Q& q, std::vector<platform::unique_fd>& fds) {
     std::lock_guard<std::mutex> lk(mu_);
     for (int attempt = 0;; ++attempt) {
-      alignas(8) char buf[proto::max_msg];
+      alignas(8) std::byte buf[proto::max_msg];
       std::size_t n = 0;
       const bool sent = platform::send_message(sock_.get(), &q, sizeof q).ok();
       if (sent) {
@@ -229,28 +230,9 @@ private:
     }
   }
 
-  template <class R> R decode(const char* buf, std::size_t n) const {
-    proto::msg_header h{};
-    if (n < sizeof h) protocol_error("short answer");
-    std::memcpy(&h, buf, sizeof h);
-    if (h.magic != proto::msg_magic) protocol_error("not the slab protocol");
-    if (h.type == static_cast<std::uint16_t>(proto::msg_type::error) &&
-        n == sizeof(proto::error_msg)) {
-      proto::error_msg e;
-      std::memcpy(&e, buf, sizeof e);
-      throw error(static_cast<errc>(e.code), std::string(proto::get_text(e.text)));
-    }
-    if (h.abi != proto::abi_version) {
-      throw error(errc::abi_mismatch, "shmd at " + path_ + " speaks protocol ABI " +
-                                          std::to_string(h.abi) + ", this client ABI " +
-                                          std::to_string(proto::abi_version));
-    }
-    R r;
-    if (h.type != r.h.type || n != sizeof(R)) {
-      protocol_error("unexpected answer type " + std::to_string(h.type));
-    }
-    std::memcpy(&r, buf, sizeof r);
-    return r;
+  // Every answer is read by the protocol's one decoder (proto/codec.hpp).
+  template <class R> R decode(const std::byte* buf, std::size_t n) const {
+    return proto::expect<R>(proto::packet(buf, n), "shmd at " + path_);
   }
 
   // Under mu_: a new connection and hello to the same path (shmd restarted). Contexts
@@ -265,7 +247,7 @@ private:
     proto::hello h;
     h.pid = static_cast<std::uint32_t>(::getpid());
     proto::set_text(h.comm, own_comm());
-    alignas(8) char buf[proto::max_msg];
+    alignas(8) std::byte buf[proto::max_msg];
     std::vector<platform::unique_fd> fds;
     if (!platform::send_message(fd.value().get(), &h, sizeof h)) return false;
     auto n = platform::receive_message(fd.value().get(), buf, sizeof buf, fds);

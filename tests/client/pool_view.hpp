@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,7 @@
 #include <slab/error.hpp>
 #include <slab/mapped/pool_map.hpp>
 #include <slab/platform/ipc.hpp>
+#include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
 #include "../../tools/slabctl/include/slabctl/observe.hpp"
@@ -64,24 +66,11 @@ public:
     buf.resize(n.value());
     return buf;
   }
-  /// The next message as M; throws if it is anything else (an error_msg's text included).
+  /// The next message as M (proto::expect); slab::error if it is anything else (an
+  /// error_msg's code and text included).
   template <class M> M expect(std::vector<platform::unique_fd>& fds) {
     const std::vector<char> b = receive(fds);
-    M m;
-    if (b.size() == sizeof(proto::error_msg)) {
-      proto::error_msg e;
-      std::memcpy(&e, b.data(), sizeof e);
-      if (e.h.type == static_cast<std::uint16_t>(proto::msg_type::error)) {
-        throw slab::error(static_cast<slab::errc>(e.code), std::string(proto::get_text(e.text)));
-      }
-    }
-    if (b.size() != sizeof m) {
-      throw std::runtime_error("raw: answer of " + std::to_string(b.size()) + " bytes, expected " +
-                               std::to_string(sizeof m));
-    }
-    std::memcpy(&m, b.data(), sizeof m);
-    if (m.h.type != M{}.h.type) throw std::runtime_error("raw: unexpected answer type");
-    return m;
+    return proto::expect<M>(std::as_bytes(std::span(b)), "raw: shmd");
   }
   void hello() {
     proto::hello h;

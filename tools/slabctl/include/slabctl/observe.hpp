@@ -38,6 +38,7 @@
 #include <slab/error.hpp>
 #include <slab/mapped/pool_map.hpp>
 #include <slab/platform/ipc.hpp>
+#include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
 namespace slabctl {
@@ -163,7 +164,7 @@ private:
   }
 
   template <class M> M expect(std::vector<platform::unique_fd>& fds, const char* what) {
-    alignas(8) char buf[proto::max_msg];
+    alignas(8) std::byte buf[proto::max_msg];
     auto n = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
     if (!n) {
       const int e = n.error().err;
@@ -179,31 +180,13 @@ private:
                         " (it stopped, or it is an older shmd without observer support: see "
                         "its log)");
     }
-    proto::msg_header h{};
-    if (n.value() >= sizeof h) std::memcpy(&h, buf, sizeof h);
-    if (h.magic != proto::msg_magic) {
-      throw failure(exit_code::failure, "slabctl: " + path_ + " does not speak the slab protocol");
+    // The protocol's one decoder reads the answer (proto/codec.hpp); a refusal keeps
+    // shmd's code, which picks the exit code.
+    try {
+      return proto::expect<M>(proto::packet(buf, n.value()), "shmd at " + path_);
+    } catch (const slab::error& e) {
+      throw failure(exit_code_of(e.code()), std::string("slabctl: ") + e.what());
     }
-    if (h.type == static_cast<std::uint16_t>(proto::msg_type::error) &&
-        n.value() == sizeof(proto::error_msg)) {
-      proto::error_msg e;
-      std::memcpy(&e, buf, sizeof e);
-      const auto code = static_cast<slab::errc>(e.code);
-      throw failure(exit_code_of(code), "slabctl: shmd: " + std::string(proto::get_text(e.text)));
-    }
-    if (h.abi != proto::abi_version) {
-      throw failure(exit_code::failure, "slabctl: shmd speaks protocol ABI " +
-                                            std::to_string(h.abi) + ", this slabctl ABI " +
-                                            std::to_string(proto::abi_version));
-    }
-    M m;
-    if (n.value() != sizeof m || h.type != m.h.type) {
-      throw failure(exit_code::failure, std::string("slabctl: unexpected answer to ") + what +
-                                            " (type " + std::to_string(h.type) + ", " +
-                                            std::to_string(n.value()) + " bytes)");
-    }
-    std::memcpy(&m, buf, sizeof m);
-    return m;
   }
 
   std::string path_;
