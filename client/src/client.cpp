@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include <slab/platform/ipc.hpp>
-#include <slab/proto/codec.hpp>
+#include <slab/platform/process.hpp>
 #include <slab/proto/protocol.hpp>
+
+#include "connection.hpp"
 
 namespace slab {
 namespace detail {
@@ -32,10 +34,6 @@ std::string own_comm() {
   return name;
 }
 
-errc errc_of_connect(int e) {
-  return e == EACCES || e == EPERM ? errc::permission_denied : errc::no_daemon;
-}
-
 } // namespace
 
 /// The connection to shmd, shared by every pool opened through one slab::client.
@@ -43,34 +41,17 @@ errc errc_of_connect(int e) {
 class session : public std::enable_shared_from_this<session> {
 public:
   static std::shared_ptr<session> connect(const std::string& path, const client_options& opt) {
-    auto fd = platform::connect_seqpacket(path);
-    if (!fd) {
-      const int e = fd.error().err;
-      throw error(errc_of_connect(e),
-                  "cannot reach shmd at " + path + ": " + std::strerror(e) +
-                      (e == ENOENT || e == ECONNREFUSED ? " (is shmd running? the path comes from "
-                                                          "SHMD_SOCKET or the default)"
-                                                        : ""));
-    }
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(opt.request_timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((opt.request_timeout.count() % 1000) * 1000);
-    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    auto s = std::make_shared<session>(std::move(fd.value()), path);
+    auto s = std::make_shared<session>(connection(path, opt.request_timeout), path);
     s->timeout_ = opt.request_timeout;
     s->map_ahead_ = opt.map_ahead;
     s->map_ahead_interval_ = opt.map_ahead_interval;
-    proto::hello h;
-    h.pid = static_cast<std::uint32_t>(::getpid());
-    proto::set_text(h.comm, own_comm());
     std::vector<platform::unique_fd> fds;
-    const proto::welcome w = s->request<proto::welcome>(h, fds);
+    const proto::welcome w = s->request<proto::welcome>(greeting(), fds);
     s->daemon_pid_ = w.daemon_pid;
     return s;
   }
 
-  session(platform::unique_fd fd, std::string path)
-      : sock_(std::move(fd)), path_(std::move(path)) {}
+  session(connection c, std::string path) : conn_(std::move(c)), path_(std::move(path)) {}
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session() {
@@ -142,9 +123,7 @@ public:
     proto::grow_req g;
     proto::set_text(g.pool, pool);
     std::lock_guard<std::mutex> lk(mu_);
-    if (!platform::send_message(sock_.get(), &g, sizeof g) && reconnect_locked()) {
-      (void)platform::send_message(sock_.get(), &g, sizeof g);
-    }
+    if (!conn_.send(&g, sizeof g) && reconnect_locked()) (void)conn_.send(&g, sizeof g);
   }
 
   void close(std::string_view pool, std::uint32_t ctx) noexcept {
@@ -206,62 +185,43 @@ private:
     return true;
   }
 
+  static proto::hello greeting() {
+    proto::hello h;
+    h.pid = static_cast<std::uint32_t>(::getpid());
+    proto::set_text(h.comm, own_comm());
+    return h;
+  }
+
   // Sends `q`, waits for its answer of type R; an error answer becomes slab::error. A
   // connection that turns out dead (shmd restarted) is re-established once and the
   // request sent again: requests are idempotent or harmless to repeat.
   template <class R, class Q> R request(const Q& q, std::vector<platform::unique_fd>& fds) {
     std::lock_guard<std::mutex> lk(mu_);
     for (int attempt = 0;; ++attempt) {
-      alignas(8) std::byte buf[proto::max_msg];
-      std::size_t n = 0;
-      const bool sent = platform::send_message(sock_.get(), &q, sizeof q).ok();
-      if (sent) {
-        auto got = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
-        if (!got && (got.error().err == EAGAIN || got.error().err == EWOULDBLOCK)) {
-          throw error(errc::no_daemon, "shmd at " + path_ + " did not answer in time");
-        }
-        n = got ? got.value() : 0;
-      }
-      if (n == 0) { // the daemon is gone: once, reconnect and ask again
-        if (attempt == 0 && reconnect_locked()) continue;
-        throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
-      }
-      return decode<R>(buf, n);
+      if (std::optional<R> r = conn_.request<R>(q, fds)) return *r;
+      if (attempt == 0 && reconnect_locked()) continue; // the daemon is gone: once, ask again
+      throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
     }
-  }
-
-  // Every answer is read by the protocol's one decoder (proto/codec.hpp).
-  template <class R> R decode(const std::byte* buf, std::size_t n) const {
-    return proto::expect<R>(proto::packet(buf, n), "shmd at " + path_);
   }
 
   // Under mu_: a new connection and hello to the same path (shmd restarted). Contexts
   // opened before stay ours: the new shmd found them in shared memory.
   bool reconnect_locked() noexcept {
-    auto fd = platform::connect_seqpacket(path_);
-    if (!fd) return false;
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout_.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout_.count() % 1000) * 1000);
-    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    proto::hello h;
-    h.pid = static_cast<std::uint32_t>(::getpid());
-    proto::set_text(h.comm, own_comm());
-    alignas(8) std::byte buf[proto::max_msg];
-    std::vector<platform::unique_fd> fds;
-    if (!platform::send_message(fd.value().get(), &h, sizeof h)) return false;
-    auto n = platform::receive_message(fd.value().get(), buf, sizeof buf, fds);
-    if (!n || n.value() == 0) return false;
     try {
-      daemon_pid_ = decode<proto::welcome>(buf, n.value()).daemon_pid;
-    } catch (const error&) {
+      std::optional<connection> c = connection::try_connect(path_, timeout_);
+      if (!c) return false;
+      std::vector<platform::unique_fd> fds;
+      const std::optional<proto::welcome> w = c->request<proto::welcome>(greeting(), fds);
+      if (!w) return false;
+      daemon_pid_ = w->daemon_pid;
+      conn_ = std::move(*c);
+      return true;
+    } catch (...) {
       return false;
     }
-    sock_ = std::move(fd.value());
-    return true;
   }
 
-  platform::unique_fd sock_;
+  connection conn_;
   std::string path_;
   std::chrono::milliseconds timeout_{5000};
   std::uint32_t daemon_pid_ = 0;

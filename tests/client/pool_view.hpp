@@ -2,7 +2,7 @@
 // storm and for watching shmd reclaim contexts; and raw_connection, the control protocol
 // spoken by hand, for tests that send what no client library would.
 //
-// pool_view observes the pool the way slabctl does (the same code: slabctl/observe.hpp):
+// pool_view observes the pool the way slabctl does (the same code: slab/observer.hpp):
 // shmd hands it the segments reopened read-only, it maps them PROT_READ, and it
 // registers no context. Nothing here can change the pool: a bug that needs a write shows
 // up as a crash, not as a repaired pool.
@@ -27,11 +27,11 @@
 #include <slab/core/shared_layout.hpp>
 #include <slab/error.hpp>
 #include <slab/mapped/pool_map.hpp>
+#include <slab/observer.hpp>
 #include <slab/platform/ipc.hpp>
 #include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
-#include "../../tools/slabctl/include/slabctl/observe.hpp"
 #include "daemon_fixture.hpp"
 
 namespace slabtest {
@@ -85,8 +85,8 @@ private:
   platform::unique_fd sock_;
 };
 
-/// A read-only view of one pool through shmd's observer requests (slabctl's own layer,
-/// tools/slabctl/include/slabctl/observe.hpp): no context is registered, the segments
+/// A read-only view of one pool through shmd's observer requests (the client library's
+/// observer, slab/observer.hpp, as slabctl uses it): no context is registered, the segments
 /// come read-only and are mapped PROT_READ.
 class pool_view {
 public:
@@ -109,8 +109,10 @@ public:
     }
     return busy;
   }
-  /// Records that should hold nothing but do (slabctl::idle_record_problems).
-  std::vector<std::string> idle_record_problems() { return slabctl::idle_record_problems(map()); }
+  /// Records that should hold nothing but do (slab::observe::idle_record_problems).
+  std::vector<std::string> idle_record_problems() {
+    return slab::observe::idle_record_problems(map());
+  }
 
   /// Waits until shmd has reclaimed every client context (records free or quarantined).
   bool wait_reclaimed(milliseconds timeout = 10s) {
@@ -121,10 +123,10 @@ public:
   /// only when they persist across quiet passes. A pool that never settles within
   /// `timeout` fails ("did not settle").
   core::audit_report audit(milliseconds timeout = 10s) {
-    slabctl::audit_options opt;
+    slab::observe::audit_options opt;
     opt.timeout = timeout;
-    slabctl::audit_outcome a = slabctl::settled_audit(watch_, opt);
-    if (a.result == slabctl::verdict::inconclusive)
+    slab::observe::audit_outcome a = slab::observe::settled_audit(watch_, opt);
+    if (a.result == slab::observe::verdict::inconclusive)
       a.report.problems.push_back("the pool did not settle for the audit");
     return a.report;
   }
@@ -144,8 +146,8 @@ public:
   }
 
 private:
-  slabctl::observer obs_;
-  slabctl::pool_watch watch_;
+  slab::observe::observer obs_;
+  slab::observe::pool_watch watch_;
 };
 
 } // namespace slabtest

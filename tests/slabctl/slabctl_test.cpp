@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <slab/client.hpp>
-#include <slabctl/observe.hpp>
+#include <slab/observer.hpp>
 
 #include "../client/daemon_fixture.hpp"
 
@@ -523,8 +523,8 @@ TEST(slabctl_audit, a_corrupt_pool_is_a_violation_with_exit_1) {
   holder h(d, 100);
   EXPECT_TRUE(h.finish().ok()); // its 100 values stay live; its cache goes to the depot
   // Mark a slot that sits free in a magazine as live: "live and in a free list".
-  slabctl::observer obs(d.socket_path());
-  slabctl::pool_watch w(obs, "test");
+  slab::observe::observer obs(d.socket_path());
+  slab::observe::pool_watch w(obs, "test");
   ASSERT_TRUE(slabtest::eventually(
       [&] {
         for (std::uint32_t c = 1; c < w.map().context_count(); ++c)
@@ -618,7 +618,7 @@ TEST(slabctl_errors, permission_denied_and_the_monitor_list) {
 // The read-only mapping cannot be made writable: the fds shmd gives observers are O_RDONLY.
 TEST(slabctl_observe, observer_mappings_cannot_be_made_writable) {
   daemon d;
-  slabctl::observer obs(d.socket_path());
+  slab::observe::observer obs(d.socket_path());
   std::vector<slab::platform::unique_fd> fds;
   const slab::proto::observed r = obs.observe("test", 0, 0, fds);
   ASSERT_EQ(r.tiers, 1U);
@@ -629,7 +629,7 @@ TEST(slabctl_observe, observer_mappings_cannot_be_made_writable) {
     EXPECT_EQ(errno, EACCES);
   }
   // Observing registers no context.
-  slabctl::pool_watch w(obs, "test");
+  slab::observe::pool_watch w(obs, "test");
   for (std::uint32_t c = 1; c < w.map().context_count(); ++c)
     EXPECT_EQ(w.map().context(c).state.load(), 0U) << "context " << c;
 }

@@ -14,9 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <slab/client.hpp>
 #include <slab/core/tier.hpp>
 #include <slab/key.hpp>
 
+#include "exit_codes.hpp"
 #include "shmd/config.hpp"
 #include "snapshot.hpp"
 #include "top.hpp"
@@ -119,7 +121,7 @@ std::optional<options> parse(int argc, char** argv) {
       throw failure(exit_code::usage, std::string("slabctl: --config: ") + e.what());
     }
   }
-  if (o.socket.empty()) o.socket = slabctl::default_socket_path();
+  if (o.socket.empty()) o.socket = slab::default_socket_path();
   return o;
 }
 
@@ -164,19 +166,19 @@ int cmd_metrics(const options& o) {
       pools.push_back(slabctl::take_snapshot(obs, *w, false));
     std::cout << slabctl::metrics_text(slabctl::take_daemon_snapshot(obs), pools);
     return 0;
-  } catch (const failure& f) {
+  } catch (const slab::error& e) {
     // Still a valid exposition, so that a textfile collector shows shmd as down.
-    if (f.code() == exit_code::no_daemon || f.code() == exit_code::permission)
-      std::cout << slabctl::metrics_down(f.what());
+    if (e.code() == slab::errc::no_daemon || e.code() == slab::errc::permission_denied)
+      std::cout << slabctl::metrics_down(std::string("slabctl: ") + e.what());
     throw;
   }
 }
 
-const char* verdict_name(slabctl::verdict v) {
+const char* verdict_name(slab::observe::verdict v) {
   switch (v) {
-  case slabctl::verdict::clean: return "clean";
-  case slabctl::verdict::violations: return "violations";
-  case slabctl::verdict::inconclusive: return "inconclusive";
+  case slab::observe::verdict::clean: return "clean";
+  case slab::observe::verdict::violations: return "violations";
+  case slab::observe::verdict::inconclusive: return "inconclusive";
   }
   return "?";
 }
@@ -184,15 +186,15 @@ const char* verdict_name(slabctl::verdict v) {
 int cmd_audit(const options& o) {
   slabctl::observer obs(o.socket);
   auto watches = watch(obs, o.args);
-  slabctl::audit_options ao;
+  slab::observe::audit_options ao;
   ao.timeout = std::chrono::milliseconds(static_cast<long>(o.timeout * 1000.0));
   nlohmann::json pools = nlohmann::json::array();
   bool any_violation = false, any_inconclusive = false;
   for (auto& w : watches) {
-    const slabctl::audit_outcome a = slabctl::settled_audit(*w, ao);
+    const slab::observe::audit_outcome a = slab::observe::settled_audit(*w, ao);
     const slab::core::audit_report& r = a.report;
-    any_violation = any_violation || a.result == slabctl::verdict::violations;
-    any_inconclusive = any_inconclusive || a.result == slabctl::verdict::inconclusive;
+    any_violation = any_violation || a.result == slab::observe::verdict::violations;
+    any_inconclusive = any_inconclusive || a.result == slab::observe::verdict::inconclusive;
     const std::vector<std::string> problems = a.problems();
     if (o.json) {
       pools.push_back({{"pool", w->name()},
@@ -220,14 +222,14 @@ int cmd_audit(const options& o) {
                 w->name().c_str(), verdict_name(a.result), a.passes, a.quiet_passes,
                 static_cast<long long>(a.took.count()), r.ready, r.used, r.live, r.free_depot,
                 r.free_cached, r.magazines, r.magazines_full, r.magazines_empty, r.magazines_held);
-    if (a.result == slabctl::verdict::inconclusive) {
+    if (a.result == slab::observe::verdict::inconclusive) {
       std::printf("  the pool never held still for a whole pass within %.1f s; what the last pass "
                   "saw is not a verdict\n",
                   o.timeout);
     }
     for (const std::string& p : problems)
-      std::printf("  %s: %s\n", a.result == slabctl::verdict::violations ? "violation" : "seen",
-                  p.c_str());
+      std::printf("  %s: %s\n",
+                  a.result == slab::observe::verdict::violations ? "violation" : "seen", p.c_str());
   }
   if (o.json) {
     const char* overall = any_violation      ? "violations"
@@ -378,6 +380,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::fprintf(stderr, "%s\n", f.what());
     return static_cast<int>(f.code());
+  } catch (const slab::error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "slabctl: %s\n", e.what());
+    return static_cast<int>(slabctl::exit_code_of(e.code()));
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "slabctl: %s\n", e.what());

@@ -14,9 +14,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include <slabctl/observe.hpp>
+#include <slab/observer.hpp>
 
 namespace slabctl {
+
+namespace core = slab::core;
+namespace platform = slab::platform;
+namespace proto = slab::proto;
+using slab::observe::observer;
+using slab::observe::pool_watch;
 
 struct tier_snapshot {
   unsigned index = 0;

@@ -191,10 +191,10 @@ public:
           line("  warning: " + warn);
         line("");
       }
-    } catch (const failure& f) {
+    } catch (const slab::error& e) {
       drop();
       line("");
-      line(f.what());
+      line(std::string("slabctl: ") + e.what());
       line("retrying every " + std::to_string(interval_.count()) + " ms");
     }
     out += erase_below;
