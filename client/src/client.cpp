@@ -1,19 +1,12 @@
 // The attach library: the control-socket session and the slow paths of slab::pool<T>.
 #include <slab/client.hpp>
 
-#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <slab/platform/ipc.hpp>
 #include <slab/platform/process.hpp>
@@ -23,19 +16,6 @@
 
 namespace slab {
 namespace detail {
-namespace {
-
-std::string own_comm() {
-  char name[16] = "?";
-  if (FILE* f = std::fopen("/proc/self/comm", "r")) {
-    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
-    std::fclose(f);
-  }
-  return name;
-}
-
-} // namespace
-
 /// The connection to shmd, shared by every pool opened through one slab::client.
 /// Requests are serialized: one answer is awaited at a time.
 class session : public std::enable_shared_from_this<session> {
@@ -61,7 +41,7 @@ public:
     }
     mapper_cv_.notify_all();
     if (!mapper_.joinable()) return;
-    if (mapper_pid_ == ::getpid()) {
+    if (mapper_pid_ == platform::own_pid()) {
       mapper_.join();
     } else {
       mapper_.detach(); // a forked child's copy: the thread lives in the parent only
@@ -97,7 +77,7 @@ public:
       maps_[r.pool_id] = map;
       maps_changed_.fetch_add(1, std::memory_order_release);
       if (map_ahead_ && !mapper_.joinable()) {
-        mapper_pid_ = ::getpid();
+        mapper_pid_ = platform::own_pid();
         mapper_ = std::thread([this] { map_ahead(); });
       }
     }
@@ -187,8 +167,8 @@ private:
 
   static proto::hello greeting() {
     proto::hello h;
-    h.pid = static_cast<std::uint32_t>(::getpid());
-    proto::set_text(h.comm, own_comm());
+    h.pid = platform::own_pid();
+    proto::set_text(h.comm, platform::own_process_name());
     return h;
   }
 
@@ -234,7 +214,7 @@ private:
   std::mutex mapper_mu_;
   std::condition_variable mapper_cv_;
   bool stop_mapper_ = false;
-  pid_t mapper_pid_ = 0;
+  std::uint32_t mapper_pid_ = 0;
   std::thread mapper_; // last: started after everything it uses, joined in ~session
 };
 
@@ -250,7 +230,7 @@ raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map>
 }
 
 raw_pool::~raw_pool() {
-  if (cells_ != nullptr) ::munmap(cells_, cells_bytes_);
+  platform::release_private(cells_, cells_bytes_);
   session_->close(name_, ctx_);
 }
 
@@ -260,15 +240,12 @@ core::slot_header* raw_pool::share_cells() {
   // a page is backed when a shared_slot first counts a slot in it.
   const std::size_t bytes =
       static_cast<std::size_t>(map_->info().max_slots) * sizeof(core::slot_header);
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    const int e = errno;
-    throw error(errc::out_of_memory, "pool '" + name_ + "': cannot reserve " +
-                                         std::to_string(bytes) +
-                                         " bytes for shared_slot counts: " + std::strerror(e));
+  auto p = platform::reserve_private(bytes);
+  if (!p) {
+    throw error(errc::out_of_memory,
+                "pool '" + name_ + "': cannot reserve for shared_slot counts: " + p.error().what);
   }
-  cells_ = static_cast<core::slot_header*>(p);
+  cells_ = static_cast<core::slot_header*>(p.value());
   cells_bytes_ = bytes;
   return cells_;
 }

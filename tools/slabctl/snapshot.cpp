@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -45,10 +44,6 @@ const char* link_name(std::uint32_t l) {
   case proto::client_link::unknown: break;
   }
   return "unknown";
-}
-
-bool process_exists(std::uint32_t pid) {
-  return pid != 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
 // Free slots in the magazines a record names (ids and counts checked: a record may hold
@@ -198,7 +193,7 @@ pool_snapshot take_snapshot(observer& o, pool_watch& w, bool numa_check) {
       cs.link = "unknown";
     }
     if (cs.process.empty()) cs.process = slab::platform::process_name(cs.pid);
-    cs.alive = process_exists(cs.pid);
+    cs.alive = cs.pid != 0 && platform::process_exists(cs.pid); // kill(0, 0) is our group
     s.free_cached += cs.cached;
     s.depot_gets += cs.depot_gets;
     s.depot_puts += cs.depot_puts;
