@@ -400,6 +400,54 @@ TEST(slabctl_metrics, shmd_down_is_still_an_exposition) {
 }
 
 // ---------------------------------------------------------------------------------------
+// --config FILE: the socket from shmd's config, read by slabctl itself
+
+TEST(slabctl_config, the_socket_comes_from_shmds_config) {
+  daemon d;
+  const run_result r = run_slabctl({"--config", d.config_path(), "status", "--json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(json::parse(r.out)["daemon"]["socket"], d.socket_path());
+}
+
+TEST(slabctl_config, a_config_without_a_socket_means_the_default_one) {
+  slabtest::temp_dir dir;
+  slabtest::write_file(dir.file("shmd.toml"), "[daemon]\nlog_level = \"info\"\n");
+  ::unsetenv("SHMD_SOCKET");
+  const run_result r = run_slabctl({"--config", dir.file("shmd.toml"), "status"});
+  EXPECT_EQ(r.code, 3) << describe(r); // nothing runs there in a test
+  EXPECT_TRUE(contains(r.err, std::string("no shmd at ") + slab::proto::default_socket)) << r.err;
+}
+
+TEST(slabctl_config, a_malformed_config_is_a_usage_error_with_its_place) {
+  slabtest::temp_dir dir;
+  const std::string file = dir.file("shmd.toml");
+  slabtest::write_file(file, "[daemon]\nsocket = \"/run/x.sock\"\nbroken = [1, 2\n");
+  run_result r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "slabctl: --config: " + file + ":")) << r.err;
+  EXPECT_TRUE(contains(r.err, "TOML syntax error")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = 42\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, file + ":2:10: [daemon]: socket must be a string")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = \"relative.sock\"\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "must be an absolute path")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = \"/" + std::string(120, 'x') + "\"\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "at most 107 bytes")) << r.err;
+
+  r = run_slabctl({"--config", dir.file("missing.toml"), "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "missing.toml")) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------
 // inspect
 
 TEST(slabctl_inspect, live_key_shows_tier_offset_and_bytes_stale_key_says_so) {
