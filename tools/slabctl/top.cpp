@@ -75,10 +75,7 @@ public:
       : socket_(std::move(socket)), interval_(interval) {}
 
   std::string frame() {
-    std::string out = home;
-    const auto line = [&](const std::string& s) {
-      out += s.substr(0, width_) + erase_line + "\r\n";
-    };
+    out_ = home;
     width_ = columns();
     char head[256];
     std::snprintf(head, sizeof head, "slabctl top - %s - every %.1f s - q quits",
@@ -89,45 +86,9 @@ public:
       const auto now = std::chrono::steady_clock::now();
       line("shmd " + d_.version + ", pid " + std::to_string(d_.pid) + ", at " + socket_);
       line("");
-      const unsigned bw = width_ > 60 ? std::min(width_ - 50, 40U) : 10U;
       for (auto& w : watches_) {
         w->refresh();
-        const pool_snapshot p = take_snapshot(*obs_, *w, false);
-        previous& was = prev_[p.name];
-        const double dt = std::chrono::duration<double>(now - was.at).count();
-        const bool have_rate = was.at.time_since_epoch().count() != 0 && dt > 0;
-        const double ar = have_rate ? static_cast<double>(p.allocs - was.allocs) / dt : 0;
-        const double fr = have_rate ? static_cast<double>(p.frees - was.frees) / dt : 0;
-        was = {p.allocs, p.frees, now};
-        char b[512];
-        std::snprintf(b, sizeof b, "%-12s %s %5.1f%%  live %llu of %llu (max %llu)", p.name.c_str(),
-                      bar(p.occupancy(), bw).c_str(), p.occupancy() * 100.0,
-                      static_cast<unsigned long long>(p.live),
-                      static_cast<unsigned long long>(p.capacity),
-                      static_cast<unsigned long long>(p.max_capacity));
-        line(b);
-        const std::size_t clients = p.contexts.empty() ? 0 : p.contexts.size() - 1;
-        std::snprintf(b, sizeof b,
-                      "%-12s allocs %s  frees %s  free: depot %llu, caches %llu, never used %llu"
-                      "  contexts %zu  growth %zu",
-                      "", have_rate ? rate(ar).c_str() : "-", have_rate ? rate(fr).c_str() : "-",
-                      static_cast<unsigned long long>(p.free_depot),
-                      static_cast<unsigned long long>(p.free_cached),
-                      static_cast<unsigned long long>(p.never_used), clients,
-                      p.tiers.empty() ? std::size_t{0} : p.tiers.size() - 1);
-        line(b);
-        for (const tier_snapshot& t : p.tiers) {
-          const double occ =
-              t.slots == 0 ? 0.0 : static_cast<double>(t.live) / static_cast<double>(t.slots);
-          std::snprintf(b, sizeof b, "  tier %-6u %s %5.1f%%  %llu slots, %s pages%s%s", t.index,
-                        bar(occ, bw).c_str(), occ * 100.0, static_cast<unsigned long long>(t.slots),
-                        t.huge ? "huge" : "normal", t.locked ? ", mlocked" : ", NOT mlocked",
-                        t.fallback ? ", hugepage fallback" : "");
-          line(b);
-        }
-        for (const std::string& warn : p.warnings)
-          line("  warning: " + warn);
-        line("");
+        draw_pool(take_snapshot(*obs_, *w, false), now);
       }
     } catch (const slab::error& e) {
       drop();
@@ -135,11 +96,53 @@ public:
       line(std::string("slabctl: ") + e.what());
       line("retrying every " + std::to_string(interval_.count()) + " ms");
     }
-    out += erase_below;
-    return out;
+    out_ += erase_below;
+    return std::move(out_);
   }
 
 private:
+  void line(const std::string& s) { out_ += s.substr(0, width_) + erase_line + "\r\n"; }
+
+  // A pool's lines: occupancy, rates since the last frame, then a line per tier.
+  void draw_pool(const pool_snapshot& p, std::chrono::steady_clock::time_point now) {
+    const unsigned bw = width_ > 60 ? std::min(width_ - 50, 40U) : 10U;
+    previous& was = prev_[p.name];
+    const double dt = std::chrono::duration<double>(now - was.at).count();
+    const bool have_rate = was.at.time_since_epoch().count() != 0 && dt > 0;
+    const double ar = have_rate ? static_cast<double>(p.allocs - was.allocs) / dt : 0;
+    const double fr = have_rate ? static_cast<double>(p.frees - was.frees) / dt : 0;
+    was = {p.allocs, p.frees, now};
+    char b[512];
+    std::snprintf(b, sizeof b, "%-12s %s %5.1f%%  live %llu of %llu (max %llu)", p.name.c_str(),
+                  bar(p.occupancy(), bw).c_str(), p.occupancy() * 100.0,
+                  static_cast<unsigned long long>(p.live),
+                  static_cast<unsigned long long>(p.capacity),
+                  static_cast<unsigned long long>(p.max_capacity));
+    line(b);
+    const std::size_t clients = p.contexts.empty() ? 0 : p.contexts.size() - 1;
+    std::snprintf(b, sizeof b,
+                  "%-12s allocs %s  frees %s  free: depot %llu, caches %llu, never used %llu"
+                  "  contexts %zu  growth %zu",
+                  "", have_rate ? rate(ar).c_str() : "-", have_rate ? rate(fr).c_str() : "-",
+                  static_cast<unsigned long long>(p.free_depot),
+                  static_cast<unsigned long long>(p.free_cached),
+                  static_cast<unsigned long long>(p.never_used), clients,
+                  p.tiers.empty() ? std::size_t{0} : p.tiers.size() - 1);
+    line(b);
+    for (const tier_snapshot& t : p.tiers) {
+      const double occ =
+          t.slots == 0 ? 0.0 : static_cast<double>(t.live) / static_cast<double>(t.slots);
+      std::snprintf(b, sizeof b, "  tier %-6u %s %5.1f%%  %llu slots, %s pages%s%s", t.index,
+                    bar(occ, bw).c_str(), occ * 100.0, static_cast<unsigned long long>(t.slots),
+                    t.huge ? "huge" : "normal", t.locked ? ", mlocked" : ", NOT mlocked",
+                    t.fallback ? ", hugepage fallback" : "");
+      line(b);
+    }
+    for (const std::string& warn : p.warnings)
+      line("  warning: " + warn);
+    line("");
+  }
+
   void connect() {
     if (obs_) return;
     obs_ = std::make_unique<observer>(socket_);
@@ -155,6 +158,7 @@ private:
   std::string socket_;
   std::chrono::milliseconds interval_;
   unsigned width_ = 80;
+  std::string out_; // the frame being drawn
   std::unique_ptr<observer> obs_;
   std::vector<std::unique_ptr<pool_watch>> watches_;
   daemon_snapshot d_;
