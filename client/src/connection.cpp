@@ -25,9 +25,6 @@ platform::unique_fd connected(const std::string& path) {
 
 } // namespace
 
-connection::connection(std::string path, platform::unique_fd fd) noexcept
-    : path_(std::move(path)), sock_(std::move(fd)) {}
-
 connection::connection(std::string path, std::chrono::milliseconds timeout)
     : path_(std::move(path)), sock_(connected(path_)), timeout_(timeout) {
   if (platform::status s = platform::set_receive_timeout(sock_.get(), timeout); !s)

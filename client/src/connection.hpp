@@ -54,7 +54,6 @@ public:
   [[noreturn]] void throw_closed(const char* during) const;
 
 private:
-  connection(std::string path, platform::unique_fd fd) noexcept;
   // One answer into buf: its length, 0 when shmd closed the connection.
   std::size_t receive(std::byte* buf, std::size_t cap, std::vector<platform::unique_fd>& fds);
 
