@@ -1,75 +1,37 @@
 // The attach library: the control-socket session and the slow paths of slab::pool<T>.
 #include <slab/client.hpp>
 
-#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <slab/platform/ipc.hpp>
+#include <slab/platform/process.hpp>
 #include <slab/proto/protocol.hpp>
+
+#include "connection.hpp"
 
 namespace slab {
 namespace detail {
-namespace {
-
-std::string own_comm() {
-  char name[16] = "?";
-  if (FILE* f = std::fopen("/proc/self/comm", "r")) {
-    if (std::fgets(name, sizeof name, f) != nullptr) name[std::strcspn(name, "\n")] = '\0';
-    std::fclose(f);
-  }
-  return name;
-}
-
-errc errc_of_connect(int e) {
-  return e == EACCES || e == EPERM ? errc::permission_denied : errc::no_daemon;
-}
-
-} // namespace
-
 /// The connection to shmd, shared by every pool opened through one slab::client.
 /// Requests are serialized: one answer is awaited at a time.
 class session : public std::enable_shared_from_this<session> {
 public:
   static std::shared_ptr<session> connect(const std::string& path, const client_options& opt) {
-    auto fd = platform::connect_seqpacket(path);
-    if (!fd) {
-      const int e = fd.error().err;
-      throw error(errc_of_connect(e),
-                  "cannot reach shmd at " + path + ": " + std::strerror(e) +
-                      (e == ENOENT || e == ECONNREFUSED ? " (is shmd running? the path comes from "
-                                                          "SHMD_SOCKET or the default)"
-                                                        : ""));
-    }
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(opt.request_timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((opt.request_timeout.count() % 1000) * 1000);
-    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    auto s = std::make_shared<session>(std::move(fd.value()), path);
+    auto s = std::make_shared<session>(connection(path, opt.request_timeout), path);
     s->timeout_ = opt.request_timeout;
     s->map_ahead_ = opt.map_ahead;
     s->map_ahead_interval_ = opt.map_ahead_interval;
-    proto::hello h;
-    h.pid = static_cast<std::uint32_t>(::getpid());
-    proto::set_text(h.comm, own_comm());
     std::vector<platform::unique_fd> fds;
-    const proto::welcome w = s->request<proto::welcome>(h, fds);
+    const proto::welcome w = s->request<proto::welcome>(greeting(), fds);
     s->daemon_pid_ = w.daemon_pid;
     return s;
   }
 
-  session(platform::unique_fd fd, std::string path)
-      : sock_(std::move(fd)), path_(std::move(path)) {}
+  session(connection c, std::string path) : conn_(std::move(c)), path_(std::move(path)) {}
   session(const session&) = delete;
   session& operator=(const session&) = delete;
   ~session() {
@@ -79,7 +41,7 @@ public:
     }
     mapper_cv_.notify_all();
     if (!mapper_.joinable()) return;
-    if (mapper_pid_ == ::getpid()) {
+    if (mapper_pid_ == platform::own_pid()) {
       mapper_.join();
     } else {
       mapper_.detach(); // a forked child's copy: the thread lives in the parent only
@@ -115,7 +77,7 @@ public:
       maps_[r.pool_id] = map;
       maps_changed_.fetch_add(1, std::memory_order_release);
       if (map_ahead_ && !mapper_.joinable()) {
-        mapper_pid_ = ::getpid();
+        mapper_pid_ = platform::own_pid();
         mapper_ = std::thread([this] { map_ahead(); });
       }
     }
@@ -141,9 +103,7 @@ public:
     proto::grow_req g;
     proto::set_text(g.pool, pool);
     std::lock_guard<std::mutex> lk(mu_);
-    if (!platform::send_message(sock_.get(), &g, sizeof g) && reconnect_locked()) {
-      (void)platform::send_message(sock_.get(), &g, sizeof g);
-    }
+    if (!conn_.send(&g, sizeof g) && reconnect_locked()) (void)conn_.send(&g, sizeof g);
   }
 
   void close(std::string_view pool, std::uint32_t ctx) noexcept {
@@ -205,81 +165,43 @@ private:
     return true;
   }
 
+  static proto::hello greeting() {
+    proto::hello h;
+    h.pid = platform::own_pid();
+    proto::set_text(h.comm, platform::own_process_name());
+    return h;
+  }
+
   // Sends `q`, waits for its answer of type R; an error answer becomes slab::error. A
   // connection that turns out dead (shmd restarted) is re-established once and the
   // request sent again: requests are idempotent or harmless to repeat.
   template <class R, class Q> R request(const Q& q, std::vector<platform::unique_fd>& fds) {
     std::lock_guard<std::mutex> lk(mu_);
     for (int attempt = 0;; ++attempt) {
-      alignas(8) char buf[proto::max_msg];
-      std::size_t n = 0;
-      const bool sent = platform::send_message(sock_.get(), &q, sizeof q).ok();
-      if (sent) {
-        auto got = platform::receive_message(sock_.get(), buf, sizeof buf, fds);
-        if (!got && (got.error().err == EAGAIN || got.error().err == EWOULDBLOCK)) {
-          throw error(errc::no_daemon, "shmd at " + path_ + " did not answer in time");
-        }
-        n = got ? got.value() : 0;
-      }
-      if (n == 0) { // the daemon is gone: once, reconnect and ask again
-        if (attempt == 0 && reconnect_locked()) continue;
-        throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
-      }
-      return decode<R>(buf, n);
+      if (std::optional<R> r = conn_.request<R>(q, fds)) return *r;
+      if (attempt == 0 && reconnect_locked()) continue; // the daemon is gone: once, ask again
+      throw error(errc::no_daemon, "shmd at " + path_ + " is gone (the control socket closed)");
     }
-  }
-
-  template <class R> R decode(const char* buf, std::size_t n) const {
-    proto::msg_header h{};
-    if (n < sizeof h) protocol_error("short answer");
-    std::memcpy(&h, buf, sizeof h);
-    if (h.magic != proto::msg_magic) protocol_error("not the slab protocol");
-    if (h.type == static_cast<std::uint16_t>(proto::msg_type::error) &&
-        n == sizeof(proto::error_msg)) {
-      proto::error_msg e;
-      std::memcpy(&e, buf, sizeof e);
-      throw error(static_cast<errc>(e.code), std::string(proto::get_text(e.text)));
-    }
-    if (h.abi != proto::abi_version) {
-      throw error(errc::abi_mismatch, "shmd at " + path_ + " speaks protocol ABI " +
-                                          std::to_string(h.abi) + ", this client ABI " +
-                                          std::to_string(proto::abi_version));
-    }
-    R r;
-    if (h.type != r.h.type || n != sizeof(R)) {
-      protocol_error("unexpected answer type " + std::to_string(h.type));
-    }
-    std::memcpy(&r, buf, sizeof r);
-    return r;
   }
 
   // Under mu_: a new connection and hello to the same path (shmd restarted). Contexts
   // opened before stay ours: the new shmd found them in shared memory.
   bool reconnect_locked() noexcept {
-    auto fd = platform::connect_seqpacket(path_);
-    if (!fd) return false;
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout_.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout_.count() % 1000) * 1000);
-    ::setsockopt(fd.value().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    proto::hello h;
-    h.pid = static_cast<std::uint32_t>(::getpid());
-    proto::set_text(h.comm, own_comm());
-    alignas(8) char buf[proto::max_msg];
-    std::vector<platform::unique_fd> fds;
-    if (!platform::send_message(fd.value().get(), &h, sizeof h)) return false;
-    auto n = platform::receive_message(fd.value().get(), buf, sizeof buf, fds);
-    if (!n || n.value() == 0) return false;
     try {
-      daemon_pid_ = decode<proto::welcome>(buf, n.value()).daemon_pid;
-    } catch (const error&) {
+      std::optional<connection> c = connection::try_connect(path_, timeout_);
+      if (!c) return false;
+      std::vector<platform::unique_fd> fds;
+      const std::optional<proto::welcome> w = c->request<proto::welcome>(greeting(), fds);
+      if (!w) return false;
+      daemon_pid_ = w->daemon_pid;
+      conn_ = std::move(*c);
+      return true;
+    } catch (...) {
       return false;
     }
-    sock_ = std::move(fd.value());
-    return true;
   }
 
-  platform::unique_fd sock_;
+  connection conn_;
   std::string path_;
   std::chrono::milliseconds timeout_{5000};
   std::uint32_t daemon_pid_ = 0;
@@ -292,7 +214,7 @@ private:
   std::mutex mapper_mu_;
   std::condition_variable mapper_cv_;
   bool stop_mapper_ = false;
-  pid_t mapper_pid_ = 0;
+  std::uint32_t mapper_pid_ = 0;
   std::thread mapper_; // last: started after everything it uses, joined in ~session
 };
 
@@ -308,7 +230,7 @@ raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map>
 }
 
 raw_pool::~raw_pool() {
-  if (cells_ != nullptr) ::munmap(cells_, cells_bytes_);
+  platform::release_private(cells_, cells_bytes_);
   session_->close(name_, ctx_);
 }
 
@@ -318,15 +240,12 @@ core::slot_header* raw_pool::share_cells() {
   // a page is backed when a shared_slot first counts a slot in it.
   const std::size_t bytes =
       static_cast<std::size_t>(map_->info().max_slots) * sizeof(core::slot_header);
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    const int e = errno;
-    throw error(errc::out_of_memory, "pool '" + name_ + "': cannot reserve " +
-                                         std::to_string(bytes) +
-                                         " bytes for shared_slot counts: " + std::strerror(e));
+  auto p = platform::reserve_private(bytes);
+  if (!p) {
+    throw error(errc::out_of_memory,
+                "pool '" + name_ + "': cannot reserve for shared_slot counts: " + p.error().what);
   }
-  cells_ = static_cast<core::slot_header*>(p);
+  cells_ = static_cast<core::slot_header*>(p.value());
   cells_bytes_ = bytes;
   return cells_;
 }

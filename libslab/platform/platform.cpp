@@ -229,6 +229,23 @@ void unmap(const mapping& m) noexcept {
   if (m.addr != nullptr) ::munmap(m.addr, m.bytes);
 }
 
+result<void*> reserve_private(std::size_t bytes) {
+  if (bytes == 0) return fail(EINVAL, "reserve_private of 0 bytes", sys_cause::invalid_argument);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    return fail(e,
+                "reserving " + format_bytes(bytes) + " of private address space: " + errno_text(e),
+                sys_cause::memory);
+  }
+  return p;
+}
+
+void release_private(void* addr, std::size_t bytes) noexcept {
+  if (addr != nullptr) ::munmap(addr, bytes);
+}
+
 status bind_to_node(void* addr, std::size_t bytes, int node) {
   const std::string what =
       "binding " + format_bytes(bytes) + " to NUMA node " + std::to_string(node);

@@ -2,7 +2,7 @@
 // storm and for watching shmd reclaim contexts; and raw_connection, the control protocol
 // spoken by hand, for tests that send what no client library would.
 //
-// pool_view observes the pool the way slabctl does (the same code: slabctl/observe.hpp):
+// pool_view observes the pool the way slabctl does (the same code: slab/observer.hpp):
 // shmd hands it the segments reopened read-only, it maps them PROT_READ, and it
 // registers no context. Nothing here can change the pool: a bug that needs a write shows
 // up as a crash, not as a repaired pool.
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -26,10 +27,11 @@
 #include <slab/core/shared_layout.hpp>
 #include <slab/error.hpp>
 #include <slab/mapped/pool_map.hpp>
+#include <slab/observer.hpp>
 #include <slab/platform/ipc.hpp>
+#include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
-#include "../../tools/slabctl/include/slabctl/observe.hpp"
 #include "daemon_fixture.hpp"
 
 namespace slabtest {
@@ -64,24 +66,11 @@ public:
     buf.resize(n.value());
     return buf;
   }
-  /// The next message as M; throws if it is anything else (an error_msg's text included).
+  /// The next message as M (proto::expect); slab::error if it is anything else (an
+  /// error_msg's code and text included).
   template <class M> M expect(std::vector<platform::unique_fd>& fds) {
     const std::vector<char> b = receive(fds);
-    M m;
-    if (b.size() == sizeof(proto::error_msg)) {
-      proto::error_msg e;
-      std::memcpy(&e, b.data(), sizeof e);
-      if (e.h.type == static_cast<std::uint16_t>(proto::msg_type::error)) {
-        throw slab::error(static_cast<slab::errc>(e.code), std::string(proto::get_text(e.text)));
-      }
-    }
-    if (b.size() != sizeof m) {
-      throw std::runtime_error("raw: answer of " + std::to_string(b.size()) + " bytes, expected " +
-                               std::to_string(sizeof m));
-    }
-    std::memcpy(&m, b.data(), sizeof m);
-    if (m.h.type != M{}.h.type) throw std::runtime_error("raw: unexpected answer type");
-    return m;
+    return proto::expect<M>(std::as_bytes(std::span(b)), "raw: shmd");
   }
   void hello() {
     proto::hello h;
@@ -96,8 +85,8 @@ private:
   platform::unique_fd sock_;
 };
 
-/// A read-only view of one pool through shmd's observer requests (slabctl's own layer,
-/// tools/slabctl/include/slabctl/observe.hpp): no context is registered, the segments
+/// A read-only view of one pool through shmd's observer requests (the client library's
+/// observer, slab/observer.hpp, as slabctl uses it): no context is registered, the segments
 /// come read-only and are mapped PROT_READ.
 class pool_view {
 public:
@@ -120,8 +109,10 @@ public:
     }
     return busy;
   }
-  /// Records that should hold nothing but do (slabctl::idle_record_problems).
-  std::vector<std::string> idle_record_problems() { return slabctl::idle_record_problems(map()); }
+  /// Records that should hold nothing but do (slab::observe::idle_record_problems).
+  std::vector<std::string> idle_record_problems() {
+    return slab::observe::idle_record_problems(map());
+  }
 
   /// Waits until shmd has reclaimed every client context (records free or quarantined).
   bool wait_reclaimed(milliseconds timeout = 10s) {
@@ -132,10 +123,10 @@ public:
   /// only when they persist across quiet passes. A pool that never settles within
   /// `timeout` fails ("did not settle").
   core::audit_report audit(milliseconds timeout = 10s) {
-    slabctl::audit_options opt;
+    slab::observe::audit_options opt;
     opt.timeout = timeout;
-    slabctl::audit_outcome a = slabctl::settled_audit(watch_, opt);
-    if (a.result == slabctl::verdict::inconclusive)
+    slab::observe::audit_outcome a = slab::observe::settled_audit(watch_, opt);
+    if (a.result == slab::observe::verdict::inconclusive)
       a.report.problems.push_back("the pool did not settle for the audit");
     return a.report;
   }
@@ -155,8 +146,8 @@ public:
   }
 
 private:
-  slabctl::observer obs_;
-  slabctl::pool_watch watch_;
+  slab::observe::observer obs_;
+  slab::observe::pool_watch watch_;
 };
 
 } // namespace slabtest

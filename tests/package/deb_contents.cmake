@@ -55,6 +55,7 @@ foreach(f
     "\\./usr/lib/([a-z0-9_-]+/)?libslab_client\\.a\n"
     "\\./usr/include/slab/slab\\.hpp\n"
     "\\./usr/include/slab/client\\.hpp\n"
+    "\\./usr/include/slab/observer\\.hpp\n"
     "\\./usr/lib/([a-z0-9_-]+/)?cmake/slab/slabConfig\\.cmake\n"
     "\\./usr/lib/([a-z0-9_-]+/)?cmake/slab/slabTargets\\.cmake\n"
     "\\./usr/lib/([a-z0-9_-]+/)?pkgconfig/slab\\.pc\n"

@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <slab/client.hpp>
-#include <slabctl/observe.hpp>
+#include <slab/observer.hpp>
 
 #include "../client/daemon_fixture.hpp"
 
@@ -400,6 +400,54 @@ TEST(slabctl_metrics, shmd_down_is_still_an_exposition) {
 }
 
 // ---------------------------------------------------------------------------------------
+// --config FILE: the socket from shmd's config, read by slabctl itself
+
+TEST(slabctl_config, the_socket_comes_from_shmds_config) {
+  daemon d;
+  const run_result r = run_slabctl({"--config", d.config_path(), "status", "--json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(json::parse(r.out)["daemon"]["socket"], d.socket_path());
+}
+
+TEST(slabctl_config, a_config_without_a_socket_means_the_default_one) {
+  slabtest::temp_dir dir;
+  slabtest::write_file(dir.file("shmd.toml"), "[daemon]\nlog_level = \"info\"\n");
+  ::unsetenv("SHMD_SOCKET");
+  const run_result r = run_slabctl({"--config", dir.file("shmd.toml"), "status"});
+  EXPECT_EQ(r.code, 3) << describe(r); // nothing runs there in a test
+  EXPECT_TRUE(contains(r.err, std::string("no shmd at ") + slab::proto::default_socket)) << r.err;
+}
+
+TEST(slabctl_config, a_malformed_config_is_a_usage_error_with_its_place) {
+  slabtest::temp_dir dir;
+  const std::string file = dir.file("shmd.toml");
+  slabtest::write_file(file, "[daemon]\nsocket = \"/run/x.sock\"\nbroken = [1, 2\n");
+  run_result r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "slabctl: --config: " + file + ":")) << r.err;
+  EXPECT_TRUE(contains(r.err, "TOML syntax error")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = 42\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, file + ":2:10: [daemon]: socket must be a string")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = \"relative.sock\"\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "must be an absolute path")) << r.err;
+
+  slabtest::write_file(file, "[daemon]\nsocket = \"/" + std::string(120, 'x') + "\"\n");
+  r = run_slabctl({"--config", file, "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "at most 107 bytes")) << r.err;
+
+  r = run_slabctl({"--config", dir.file("missing.toml"), "status"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "missing.toml")) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------
 // inspect
 
 TEST(slabctl_inspect, live_key_shows_tier_offset_and_bytes_stale_key_says_so) {
@@ -523,8 +571,8 @@ TEST(slabctl_audit, a_corrupt_pool_is_a_violation_with_exit_1) {
   holder h(d, 100);
   EXPECT_TRUE(h.finish().ok()); // its 100 values stay live; its cache goes to the depot
   // Mark a slot that sits free in a magazine as live: "live and in a free list".
-  slabctl::observer obs(d.socket_path());
-  slabctl::pool_watch w(obs, "test");
+  slab::observe::observer obs(d.socket_path());
+  slab::observe::pool_watch w(obs, "test");
   ASSERT_TRUE(slabtest::eventually(
       [&] {
         for (std::uint32_t c = 1; c < w.map().context_count(); ++c)
@@ -618,7 +666,7 @@ TEST(slabctl_errors, permission_denied_and_the_monitor_list) {
 // The read-only mapping cannot be made writable: the fds shmd gives observers are O_RDONLY.
 TEST(slabctl_observe, observer_mappings_cannot_be_made_writable) {
   daemon d;
-  slabctl::observer obs(d.socket_path());
+  slab::observe::observer obs(d.socket_path());
   std::vector<slab::platform::unique_fd> fds;
   const slab::proto::observed r = obs.observe("test", 0, 0, fds);
   ASSERT_EQ(r.tiers, 1U);
@@ -629,7 +677,7 @@ TEST(slabctl_observe, observer_mappings_cannot_be_made_writable) {
     EXPECT_EQ(errno, EACCES);
   }
   // Observing registers no context.
-  slabctl::pool_watch w(obs, "test");
+  slab::observe::pool_watch w(obs, "test");
   for (std::uint32_t c = 1; c < w.map().context_count(); ++c)
     EXPECT_EQ(w.map().context(c).state.load(), 0U) << "context " << c;
 }

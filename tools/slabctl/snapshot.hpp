@@ -1,6 +1,8 @@
 // snapshot: what slabctl knows about a pool at one moment, read from the read-only
 // mapping (counters summed, headers counted, records read) plus what only shmd knows
 // (who holds each context, growth failures). Every verb but inspect renders these.
+// snapshot.cpp takes them; render_text.cpp, render_json.cpp and render_metrics.cpp show
+// them.
 //
 // While clients run, the numbers are read one after another, not at one instant: they
 // are each exact for a quiet pool and close for a busy one. The free slots in the depot
@@ -14,9 +16,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include <slabctl/observe.hpp>
+#include <slab/observer.hpp>
 
 namespace slabctl {
+
+namespace core = slab::core;
+namespace platform = slab::platform;
+namespace proto = slab::proto;
+using slab::observe::observer;
+using slab::observe::pool_watch;
 
 struct tier_snapshot {
   unsigned index = 0;

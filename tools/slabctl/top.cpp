@@ -6,8 +6,6 @@
 #include "top.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -15,11 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <poll.h>
-#include <sys/ioctl.h>
-#include <sys/signalfd.h>
-#include <termios.h>
-#include <unistd.h>
+#include <slab/platform/terminal.hpp>
 
 #include "snapshot.hpp"
 
@@ -32,76 +26,20 @@ constexpr const char* home = "\x1b[H";
 constexpr const char* erase_line = "\x1b[K";
 constexpr const char* erase_below = "\x1b[J";
 
-void write_all(const std::string& s) {
-  const char* p = s.data();
-  std::size_t n = s.size();
-  while (n > 0) {
-    const ssize_t w = ::write(STDOUT_FILENO, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
+void draw(const std::string& s) { (void)platform::write_all(platform::standard_output, s); }
 
-/// The terminal as it was, restored on destruction (whatever way top ends).
-class terminal_guard {
+/// The screen: the alternate one while top runs, the main one back whatever way it ends.
+class screen_guard {
 public:
-  terminal_guard() {
-    if (::isatty(STDIN_FILENO) != 0 && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
-      termios raw = saved_;
-      raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-      raw.c_cc[VMIN] = 0;
-      raw.c_cc[VTIME] = 0;
-      restore_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
-    }
-    write_all(enter_screen);
-  }
-  ~terminal_guard() {
-    write_all(leave_screen);
-    if (restore_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
-  }
-  terminal_guard(const terminal_guard&) = delete;
-  terminal_guard& operator=(const terminal_guard&) = delete;
-
-private:
-  termios saved_{};
-  bool restore_ = false;
-};
-
-/// SIGINT, SIGTERM, SIGHUP and SIGWINCH as readable events; the old mask comes back.
-class signal_events {
-public:
-  signal_events() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH})
-      sigaddset(&set, s);
-    ::sigprocmask(SIG_BLOCK, &set, &old_);
-    fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  }
-  ~signal_events() {
-    if (fd_ >= 0) ::close(fd_);
-    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
-  }
-  signal_events(const signal_events&) = delete;
-  signal_events& operator=(const signal_events&) = delete;
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-  /// The next signal, 0 if none is pending.
-  int next() const {
-    signalfd_siginfo si{};
-    return ::read(fd_, &si, sizeof si) == sizeof si ? static_cast<int>(si.ssi_signo) : 0;
-  }
-
-private:
-  int fd_ = -1;
-  sigset_t old_{};
+  screen_guard() { draw(enter_screen); }
+  ~screen_guard() { draw(leave_screen); }
+  screen_guard(const screen_guard&) = delete;
+  screen_guard& operator=(const screen_guard&) = delete;
 };
 
 unsigned columns() {
-  winsize ws{};
-  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) return ws.ws_col;
-  return 80;
+  const unsigned c = platform::terminal_columns();
+  return c >= 20 ? c : 80;
 }
 
 std::string bar(double fraction, unsigned width) {
@@ -137,10 +75,7 @@ public:
       : socket_(std::move(socket)), interval_(interval) {}
 
   std::string frame() {
-    std::string out = home;
-    const auto line = [&](const std::string& s) {
-      out += s.substr(0, width_) + erase_line + "\r\n";
-    };
+    out_ = home;
     width_ = columns();
     char head[256];
     std::snprintf(head, sizeof head, "slabctl top - %s - every %.1f s - q quits",
@@ -151,57 +86,63 @@ public:
       const auto now = std::chrono::steady_clock::now();
       line("shmd " + d_.version + ", pid " + std::to_string(d_.pid) + ", at " + socket_);
       line("");
-      const unsigned bw = width_ > 60 ? std::min(width_ - 50, 40U) : 10U;
       for (auto& w : watches_) {
         w->refresh();
-        const pool_snapshot p = take_snapshot(*obs_, *w, false);
-        previous& was = prev_[p.name];
-        const double dt = std::chrono::duration<double>(now - was.at).count();
-        const bool have_rate = was.at.time_since_epoch().count() != 0 && dt > 0;
-        const double ar = have_rate ? static_cast<double>(p.allocs - was.allocs) / dt : 0;
-        const double fr = have_rate ? static_cast<double>(p.frees - was.frees) / dt : 0;
-        was = {p.allocs, p.frees, now};
-        char b[512];
-        std::snprintf(b, sizeof b, "%-12s %s %5.1f%%  live %llu of %llu (max %llu)", p.name.c_str(),
-                      bar(p.occupancy(), bw).c_str(), p.occupancy() * 100.0,
-                      static_cast<unsigned long long>(p.live),
-                      static_cast<unsigned long long>(p.capacity),
-                      static_cast<unsigned long long>(p.max_capacity));
-        line(b);
-        const std::size_t clients = p.contexts.empty() ? 0 : p.contexts.size() - 1;
-        std::snprintf(b, sizeof b,
-                      "%-12s allocs %s  frees %s  free: depot %llu, caches %llu, never used %llu"
-                      "  contexts %zu  growth %zu",
-                      "", have_rate ? rate(ar).c_str() : "-", have_rate ? rate(fr).c_str() : "-",
-                      static_cast<unsigned long long>(p.free_depot),
-                      static_cast<unsigned long long>(p.free_cached),
-                      static_cast<unsigned long long>(p.never_used), clients,
-                      p.tiers.empty() ? std::size_t{0} : p.tiers.size() - 1);
-        line(b);
-        for (const tier_snapshot& t : p.tiers) {
-          const double occ =
-              t.slots == 0 ? 0.0 : static_cast<double>(t.live) / static_cast<double>(t.slots);
-          std::snprintf(b, sizeof b, "  tier %-6u %s %5.1f%%  %llu slots, %s pages%s%s", t.index,
-                        bar(occ, bw).c_str(), occ * 100.0, static_cast<unsigned long long>(t.slots),
-                        t.huge ? "huge" : "normal", t.locked ? ", mlocked" : ", NOT mlocked",
-                        t.fallback ? ", hugepage fallback" : "");
-          line(b);
-        }
-        for (const std::string& warn : p.warnings)
-          line("  warning: " + warn);
-        line("");
+        draw_pool(take_snapshot(*obs_, *w, false), now);
       }
-    } catch (const failure& f) {
+    } catch (const slab::error& e) {
       drop();
       line("");
-      line(f.what());
+      line(std::string("slabctl: ") + e.what());
       line("retrying every " + std::to_string(interval_.count()) + " ms");
     }
-    out += erase_below;
-    return out;
+    out_ += erase_below;
+    return std::move(out_);
   }
 
 private:
+  void line(const std::string& s) { out_ += s.substr(0, width_) + erase_line + "\r\n"; }
+
+  // A pool's lines: occupancy, rates since the last frame, then a line per tier.
+  void draw_pool(const pool_snapshot& p, std::chrono::steady_clock::time_point now) {
+    const unsigned bw = width_ > 60 ? std::min(width_ - 50, 40U) : 10U;
+    previous& was = prev_[p.name];
+    const double dt = std::chrono::duration<double>(now - was.at).count();
+    const bool have_rate = was.at.time_since_epoch().count() != 0 && dt > 0;
+    const double ar = have_rate ? static_cast<double>(p.allocs - was.allocs) / dt : 0;
+    const double fr = have_rate ? static_cast<double>(p.frees - was.frees) / dt : 0;
+    was = {p.allocs, p.frees, now};
+    char b[512];
+    std::snprintf(b, sizeof b, "%-12s %s %5.1f%%  live %llu of %llu (max %llu)", p.name.c_str(),
+                  bar(p.occupancy(), bw).c_str(), p.occupancy() * 100.0,
+                  static_cast<unsigned long long>(p.live),
+                  static_cast<unsigned long long>(p.capacity),
+                  static_cast<unsigned long long>(p.max_capacity));
+    line(b);
+    const std::size_t clients = p.contexts.empty() ? 0 : p.contexts.size() - 1;
+    std::snprintf(b, sizeof b,
+                  "%-12s allocs %s  frees %s  free: depot %llu, caches %llu, never used %llu"
+                  "  contexts %zu  growth %zu",
+                  "", have_rate ? rate(ar).c_str() : "-", have_rate ? rate(fr).c_str() : "-",
+                  static_cast<unsigned long long>(p.free_depot),
+                  static_cast<unsigned long long>(p.free_cached),
+                  static_cast<unsigned long long>(p.never_used), clients,
+                  p.tiers.empty() ? std::size_t{0} : p.tiers.size() - 1);
+    line(b);
+    for (const tier_snapshot& t : p.tiers) {
+      const double occ =
+          t.slots == 0 ? 0.0 : static_cast<double>(t.live) / static_cast<double>(t.slots);
+      std::snprintf(b, sizeof b, "  tier %-6u %s %5.1f%%  %llu slots, %s pages%s%s", t.index,
+                    bar(occ, bw).c_str(), occ * 100.0, static_cast<unsigned long long>(t.slots),
+                    t.huge ? "huge" : "normal", t.locked ? ", mlocked" : ", NOT mlocked",
+                    t.fallback ? ", hugepage fallback" : "");
+      line(b);
+    }
+    for (const std::string& warn : p.warnings)
+      line("  warning: " + warn);
+    line("");
+  }
+
   void connect() {
     if (obs_) return;
     obs_ = std::make_unique<observer>(socket_);
@@ -217,6 +158,7 @@ private:
   std::string socket_;
   std::chrono::milliseconds interval_;
   unsigned width_ = 80;
+  std::string out_; // the frame being drawn
   std::unique_ptr<observer> obs_;
   std::vector<std::unique_ptr<pool_watch>> watches_;
   daemon_snapshot d_;
@@ -226,31 +168,32 @@ private:
 } // namespace
 
 int run_top(const std::string& socket, std::chrono::milliseconds interval) {
-  signal_events sig;
-  terminal_guard term;
+  const platform::terminal_signals sig;
+  const platform::raw_terminal keys_raw;
+  const screen_guard screen;
   top_view view(socket, interval);
   bool keys = true; // stdin still readable (a closed stdin leaves only signals to stop top)
   for (;;) {
-    write_all(view.frame());
+    draw(view.frame());
     const auto deadline = std::chrono::steady_clock::now() + interval;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      pollfd p[2] = {{keys ? STDIN_FILENO : -1, POLLIN, 0}, {sig.fd(), POLLIN, 0}};
-      const int n = ::poll(p, 2, static_cast<int>(left.count()));
-      if (n < 0 && errno != EINTR) return 0;
-      if ((p[1].revents & POLLIN) != 0) {
-        const int s = sig.next();
-        if (s == SIGWINCH) break; // redraw at the new size
-        if (s != 0) return 0;
+      const int fds[2] = {keys ? platform::standard_input : -1, sig.fd()};
+      platform::fd_state st[2];
+      if (!platform::wait_for_input(fds, left, st)) return 0;
+      if (st[1] == platform::fd_state::readable) {
+        const platform::terminal_signal s = sig.next();
+        if (s == platform::terminal_signal::resized) break; // redraw at the new size
+        if (s == platform::terminal_signal::stop) return 0;
       }
-      if ((p[0].revents & POLLIN) != 0) {
+      if (st[0] == platform::fd_state::readable) {
         char c = 0;
-        const ssize_t r = ::read(STDIN_FILENO, &c, 1);
-        if (r == 0) keys = false;
-        if (r == 1 && (c == 'q' || c == 'Q')) return 0;
-      } else if ((p[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+        const auto r = platform::read_input(platform::standard_input, &c, 1);
+        if (r && r.value() == 0) keys = false;
+        if (r && r.value() == 1 && (c == 'q' || c == 'Q')) return 0;
+      } else if (st[0] == platform::fd_state::closed) {
         keys = false;
       }
     }

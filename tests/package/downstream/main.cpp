@@ -1,6 +1,7 @@
 // Uses the embedded slab exactly as the README shows; exits non-zero on any surprise.
 #include <cstdio>
 #include <slab/client.hpp>
+#include <slab/observer.hpp>
 #include <slab/slab.hpp>
 
 struct order {
@@ -22,6 +23,13 @@ int main() {
     return 3;
   } catch (const slab::error& e) {
     if (e.code() != slab::errc::no_daemon) return 4;
+  }
+  // So does the read-only observer that slabctl uses.
+  try {
+    slab::observe::observer o("/nonexistent/shmd.sock");
+    return 5;
+  } catch (const slab::error& e) {
+    if (e.code() != slab::errc::no_daemon) return 6;
   }
   std::puts("downstream: ok");
   return 0;

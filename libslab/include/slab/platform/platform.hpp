@@ -110,6 +110,16 @@ struct map_options {
 /// Undoes map_anonymous. `m` exactly as returned.
 void unmap(const mapping& m) noexcept;
 
+/// Reserves `bytes` (any non-zero size; rounded up to the page size) of private,
+/// read-write, zero-filled memory as address space only (MAP_NORESERVE): no memory is
+/// taken until a page is first written, so a range sized for a pool's largest capacity
+/// costs what is used of it. Not locked, not prefaulted, never shared with another
+/// process: for a process's own bookkeeping beside a pool (slab::shared_slot's counts).
+/// Fails with sys_cause::memory when the address space cannot be had.
+[[nodiscard]] result<void*> reserve_private(std::size_t bytes);
+/// Undoes reserve_private; `bytes` as it was asked for.
+void release_private(void* addr, std::size_t bytes) noexcept;
+
 /// Binds [addr, addr+bytes) to `node` (MPOL_BIND). Must precede the first touch.
 /// Fails with a clear message when the node does not exist or NUMA is unavailable.
 [[nodiscard]] status bind_to_node(void* addr, std::size_t bytes, int node);
