@@ -2,13 +2,13 @@
 
 #include <bit>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <string>
 
 #include <slab/core/handover.hpp>
 #include <slab/core/reclaim.hpp>
 #include <slab/error.hpp>
+#include <slab/platform/process.hpp>
 
 #include "log.hpp"
 
@@ -119,11 +119,11 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
                       "pool '" + cfg.name + "': " + m.error().what + remedy(m.error(), nullptr, 0));
   }
   p->map_ = std::move(m.value());
-  p->map_->info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  p->map_->info().daemon_pid.store(slab::platform::own_pid());
   p->map_->info().mode = header_mode(cfg.mode); // before any client can attach
   core::context_record& own = p->map_->context(0);
   own.state.store(static_cast<std::uint32_t>(core::context_state::active));
-  own.pid.store(static_cast<std::uint32_t>(::getpid()));
+  own.pid.store(slab::platform::own_pid());
   p->own_.emplace(*p->map_, 0);
   if (!p->own_->ready())
     throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
@@ -196,7 +196,7 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
   }
   // Reclaim them through a temporary record, then own record 0 again.
   const std::optional<std::uint32_t> tmp =
-      attach_context(static_cast<std::uint32_t>(::getpid()), core::context_role::daemon_helper);
+      attach_context(slab::platform::own_pid(), core::context_role::daemon_helper);
   if (!tmp)
     throw slab::error(errc::exhausted,
                       "pool '" + cfg_.name + "': no free context record to adopt it");
@@ -211,7 +211,7 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
       reclaim_record(c, helper);
   }
   old.state.store(static_cast<std::uint32_t>(core::context_state::active));
-  old.pid.store(static_cast<std::uint32_t>(::getpid()));
+  old.pid.store(slab::platform::own_pid());
   own_.emplace(m, 0);
   reclaim_record(*tmp, *own_);
   if (!donated) {
@@ -219,14 +219,14 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
     core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
   }
   m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
-  m.info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  m.info().daemon_pid.store(slab::platform::own_pid());
   unsigned dead = 0;
   for (std::uint32_t c = 1; c < m.context_count(); ++c) {
     core::context_record& rec = m.context(c);
     const auto st = static_cast<core::context_state>(rec.state.load());
     if (st == core::context_state::quarantined) set_assigned(c, true);
     if (st != core::context_state::active && st != core::context_state::dead) continue;
-    if (st == core::context_state::active && ::kill(static_cast<pid_t>(rec.pid.load()), 0) == 0) {
+    if (st == core::context_state::active && slab::platform::process_exists(rec.pid.load())) {
       orphans_.push_back({c, rec.pid.load()});
       set_assigned(c, true);
     } else {
