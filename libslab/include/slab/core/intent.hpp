@@ -112,12 +112,14 @@ public:
   [[nodiscard]] bool idle() const noexcept {
     return r_.op.load(relaxed) == static_cast<std::uint32_t>(intent_op::none);
   }
-  [[nodiscard]] intent_op op() const noexcept { return static_cast<intent_op>(r_.op.load(relaxed)); }
+  [[nodiscard]] intent_op op() const noexcept {
+    return static_cast<intent_op>(r_.op.load(relaxed));
+  }
 
 private:
   void write(intent_op op, std::uint32_t arg, std::uint64_t seq) noexcept {
-    publish(r_.arg, arg);         // after whatever this context stored before (rule 1)
-    r_.seq.store(seq, relaxed);   // before op: op's release orders it
+    publish(r_.arg, arg);       // after whatever this context stored before (rule 1)
+    r_.seq.store(seq, relaxed); // before op: op's release orders it
     publish(r_.op, static_cast<std::uint32_t>(op)); // last: a reader that sees op sees arg, seq
   }
   intent_record& r_;

@@ -165,8 +165,7 @@ private:
     magazine& src = r_.mag(src_id);
     const std::uint32_t owner = observe(src.owner);
     if (owner == no_owner || owner - 1 >= r_.context_count() ||
-        static_cast<context_state>(observe(r_.context(owner - 1).state)) ==
-            context_state::active) {
+        static_cast<context_state>(observe(r_.context(owner - 1).state)) == context_state::active) {
       d_.corrupt("adopt intent names magazine " + std::to_string(src_id) +
                  ", which no dead context holds; ignored");
       return;
