@@ -93,7 +93,6 @@ std::string describe(const toml::node& n) {
   return "nothing";
 }
 
-
 std::string join(const std::vector<std::string_view>& words) {
   std::string out;
   for (const auto w : words) {
@@ -124,7 +123,8 @@ void value_reader::fail_unscoped(const toml::source_position& p, const std::stri
                                             std::to_string(p.column) + ": " + what);
 }
 
-std::string value_reader::suggestion(std::string_view key, const std::vector<std::string_view>& known) {
+std::string value_reader::suggestion(std::string_view key,
+                                     const std::vector<std::string_view>& known) {
   std::string_view best;
   std::size_t best_d = 3; // at most two edits, and fewer than the key has letters
   for (const auto k : known) {
@@ -138,13 +138,13 @@ std::string value_reader::suggestion(std::string_view key, const std::vector<std
 }
 
 void value_reader::unknown_key(const toml::key& k, std::string_view where,
-                              const std::vector<std::string_view>& known) const {
+                               const std::vector<std::string_view>& known) const {
   fail_unscoped(pos(k), "unknown key " + quoted(k.str()) + " in " + std::string(where) +
                             " (known: " + join(known) + ")" + suggestion(k.str(), known));
 }
 
-std::int64_t value_reader::read_int(const toml::node& n, std::string_view key, std::int64_t lo, std::int64_t hi,
-                      std::string_view unit) const {
+std::int64_t value_reader::read_int(const toml::node& n, std::string_view key, std::int64_t lo,
+                                    std::int64_t hi, std::string_view unit) const {
   const auto range = std::to_string(lo) + " and " + std::to_string(hi) + std::string(unit);
   const auto* v = n.as_integer();
   if (v == nullptr) {
@@ -159,7 +159,7 @@ std::int64_t value_reader::read_int(const toml::node& n, std::string_view key, s
 }
 
 std::string value_reader::read_choice(const toml::node& n, std::string_view key,
-                        const std::vector<std::string_view>& allowed) const {
+                                      const std::vector<std::string_view>& allowed) const {
   const auto* v = n.as_string();
   const std::string choices = join(allowed);
   if (v == nullptr) {
@@ -174,7 +174,7 @@ std::string value_reader::read_choice(const toml::node& n, std::string_view key,
 }
 
 std::vector<std::uint32_t> value_reader::read_ids(const toml::node& n, std::string_view key,
-                                    std::string_view what, bool group_names) const {
+                                                  std::string_view what, bool group_names) const {
   const auto* a = n.as_array();
   const auto bounds = std::string(what) + " between 0 and " + std::to_string(max_credential_id);
   const std::string each =
@@ -208,12 +208,11 @@ std::vector<std::uint32_t> value_reader::read_ids(const toml::node& n, std::stri
 }
 
 std::uint32_t value_reader::read_group(const toml::node& e, const std::string& elem,
-                         const std::string& name) const {
+                                       const std::string& name) const {
   if (name.empty() || name.find('\0') != std::string::npos) {
     fail(pos(e), elem + " must be a group name or a gid, got " + quoted(name));
   }
-  const slab::platform::result<std::optional<std::uint32_t>> gid =
-      slab::platform::group_id(name);
+  const slab::platform::result<std::optional<std::uint32_t>> gid = slab::platform::group_id(name);
   if (!gid || !gid.value()) {
     fail(pos(e), elem + ": no group named " + quoted(name) + " on this machine" +
                      (gid ? "" : " (" + gid.error().what + ")") +
@@ -223,7 +222,8 @@ std::uint32_t value_reader::read_group(const toml::node& e, const std::string& e
 }
 
 // An absolute directory, "" (anonymous memfds), or for hugepage_dir also "auto".
-std::string value_reader::read_dir(const toml::node& n, std::string_view key, bool allow_auto) const {
+std::string value_reader::read_dir(const toml::node& n, std::string_view key,
+                                   bool allow_auto) const {
   const auto* v = n.as_string();
   const std::string allowed =
       std::string("an absolute directory path, or \"\"") + (allow_auto ? " or \"auto\"" : "");
@@ -251,8 +251,8 @@ std::string value_reader::read_socket(const toml::node& n) const {
   }
   if (s.size() > max_socket_path) {
     fail(pos(n), "socket path must be at most " + std::to_string(max_socket_path) +
-                     " bytes (the size of a Unix socket address), got " +
-                     std::to_string(s.size()) + " bytes");
+                     " bytes (the size of a Unix socket address), got " + std::to_string(s.size()) +
+                     " bytes");
   }
   return s;
 }
