@@ -5,9 +5,11 @@
 #include "shmd/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@
 #include <slab/platform/files.hpp>
 
 #include "config_reader.hpp"
+#include "toml_guard.hpp"
 
 namespace shmd {
 namespace {
@@ -249,9 +252,29 @@ private:
   }
 };
 
+/// See toml_guard.hpp: what toml++ 3.3 cannot read without undefined behaviour.
+void refuse_unsafe_characters(std::string_view text, const std::string& source_name) {
+  const std::optional<unsafe_character> bad = find_unsafe_character(text);
+  if (!bad) return;
+  std::array<char, 16> code{};
+  std::snprintf(code.data(), code.size(), "U+%04X", static_cast<unsigned>(bad->code_point));
+  const std::string where =
+      source_name + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) + ": ";
+  if (!bad->in_string) {
+    throw slab::error(slab::errc::config, where + "TOML syntax error: unexpected character " +
+                                              code.data() + " outside a string or comment");
+  }
+  throw slab::error(slab::errc::config,
+                    where + "the character " + std::string(code.data()) +
+                        " right after a backslash in a multi-line string is beyond this "
+                        "build's TOML parser (toml++ 3.3); write it as an escape (\\u" +
+                        std::string(code.data() + 2) + ")");
+}
+
 } // namespace
 
 daemon_config parse_config(std::string_view text, const std::string& source_name) {
+  refuse_unsafe_characters(text, source_name);
   toml::table root;
   try {
     root = toml::parse(text, std::string_view{source_name});
