@@ -1,158 +1,33 @@
 // shmd's configuration parser. toml++ parses the text and gives every key and value its
-// position; this file walks the tree in document order and checks every key against
-// what the daemon accepts, stopping at the first error. See config.hpp for the format
+// position; this file walks the tables in document order and hands each value to its
+// reader (config_reader.cpp), stopping at the first error. See config.hpp for the format
 // and packaging/shmd.toml for the bundled default.
 #include "shmd/config.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
-#include <fcntl.h>
-#include <grp.h>
-#include <unistd.h>
-
-// toml++ is a system include (imported target), but keep its headers quiet whatever
-// the include path: our warnings are for our code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wsign-conversion"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#include <toml++/toml.h>
-#pragma GCC diagnostic pop
-
 #include <slab/error.hpp>
+#include <slab/platform/files.hpp>
+
+#include "config_reader.hpp"
+#include "toml_guard.hpp"
 
 namespace shmd {
 namespace {
 
+using namespace config_detail; // NOLINT(google-build-using-namespace): the parser's own helpers
 using slab::platform::page_policy;
 
 constexpr std::size_t max_file_bytes = std::size_t{16} << 20; // a config, not a data set
-
-// ---------------------------------------------------------------------------------------
-// Formatting helpers
-
-/// `"text"` with quotes, backslashes and control characters escaped, so that a value
-/// shown in a message cannot break the line or hide what it is.
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      constexpr std::string_view hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[u >> 4U];
-      out += hex[u & 0xfU];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
-/// The shortest decimal form of `v` that reads back as `v`, marked as a float ("128.0").
-std::string format_float(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
-  std::array<char, 64> buf{};
-  const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  std::string s(buf.data(), res.ptr);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
-
-/// What a value is, for "got ..." in a message: `an integer (5)`, `a string ("x")`.
-std::string describe(const toml::node& n) {
-  switch (n.type()) {
-  case toml::node_type::string: return "a string (" + quoted(n.as_string()->get()) + ")";
-  case toml::node_type::integer:
-    return "an integer (" + std::to_string(n.as_integer()->get()) + ")";
-  case toml::node_type::floating_point:
-    return "a float (" + format_float(n.as_floating_point()->get()) + ")";
-  case toml::node_type::boolean:
-    return std::string("a boolean (") + (n.as_boolean()->get() ? "true" : "false") + ")";
-  case toml::node_type::array: return "an array";
-  case toml::node_type::table: return "a table";
-  case toml::node_type::date: return "a date";
-  case toml::node_type::time: return "a time";
-  case toml::node_type::date_time: return "a date-time";
-  case toml::node_type::none: break;
-  }
-  return "nothing";
-}
-
-/// The Levenshtein distance of two short strings (keys), for "did you mean".
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + cost});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string join(const std::vector<std::string_view>& words) {
-  std::string out;
-  for (const auto w : words) {
-    if (!out.empty()) out += ", ";
-    out += w;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------
-// The walk
-
-/// One key of a table with its value; tables are kept sorted by key, the walk wants
-/// them in the order the operator wrote them.
-struct entry {
-  const toml::key* key;
-  const toml::node* value;
-};
-
-std::vector<entry> in_document_order(const toml::table& t) {
-  std::vector<entry> out;
-  out.reserve(t.size());
-  for (auto&& [k, v] : t)
-    out.push_back({&k, &v});
-  std::stable_sort(out.begin(), out.end(), [](const entry& a, const entry& b) {
-    const auto& pa = a.key->source().begin;
-    const auto& pb = b.key->source().begin;
-    return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
-  });
-  return out;
-}
 
 const std::vector<std::string_view> daemon_keys = {"socket",       "allow_uids",   "allow_gids",
                                                    "monitor_uids", "monitor_gids", "log_level",
@@ -163,9 +38,9 @@ const std::vector<std::string_view> pool_keys = {"name",         "slot_size", "c
 const std::vector<std::string_view> top_keys = {"daemon", "pool"};
 const std::vector<std::string_view> log_levels = {"debug", "info", "notice", "warning", "error"};
 
-class parser {
+class parser : public value_reader {
 public:
-  explicit parser(const std::string& source) : source_(source) {}
+  using value_reader::value_reader;
 
   daemon_config run(const toml::table& root) {
     daemon_config cfg;
@@ -191,128 +66,6 @@ public:
   }
 
 private:
-  const std::string& source_;
-  std::string scope_; ///< "[daemon]", "pool \"orders\"", "[[pool]] #2"; empty at top level
-
-  static toml::source_position pos(const toml::key& k) { return k.source().begin; }
-  static toml::source_position pos(const toml::node& n) { return n.source().begin; }
-
-  /// Throws "<source>:<line>:<column>: <scope>: <what>".
-  [[noreturn]] void fail(const toml::source_position& p, const std::string& what) const {
-    fail_unscoped(p, scope_.empty() ? what : scope_ + ": " + what);
-  }
-  /// Throws "<source>:<line>:<column>: <what>", for messages that name their scope.
-  [[noreturn]] void fail_unscoped(const toml::source_position& p, const std::string& what) const {
-    throw slab::error(slab::errc::config, source_ + ":" + std::to_string(p.line) + ":" +
-                                              std::to_string(p.column) + ": " + what);
-  }
-
-  static std::string suggestion(std::string_view key, const std::vector<std::string_view>& known) {
-    std::string_view best;
-    std::size_t best_d = 3; // at most two edits, and fewer than the key has letters
-    for (const auto k : known) {
-      const std::size_t d = edit_distance(key, k);
-      if (d < best_d && d < key.size()) {
-        best = k;
-        best_d = d;
-      }
-    }
-    return best.empty() ? std::string{} : "; did you mean " + quoted(best) + "?";
-  }
-
-  [[noreturn]] void unknown_key(const toml::key& k, std::string_view where,
-                                const std::vector<std::string_view>& known) const {
-    fail_unscoped(pos(k), "unknown key " + quoted(k.str()) + " in " + std::string(where) +
-                              " (known: " + join(known) + ")" + suggestion(k.str(), known));
-  }
-
-  /// An integer in [lo, hi]; `unit` follows the bounds in the message (" bytes").
-  std::int64_t read_int(const toml::node& n, std::string_view key, std::int64_t lo, std::int64_t hi,
-                        std::string_view unit) const {
-    const auto range = std::to_string(lo) + " and " + std::to_string(hi) + std::string(unit);
-    const auto* v = n.as_integer();
-    if (v == nullptr) {
-      fail(pos(n),
-           std::string(key) + " must be an integer between " + range + ", got " + describe(n));
-    }
-    const std::int64_t x = v->get();
-    if (x < lo || x > hi) {
-      fail(pos(n), std::string(key) + " must be between " + range + ", got " + std::to_string(x));
-    }
-    return x;
-  }
-
-  /// A string among `allowed`.
-  std::string read_choice(const toml::node& n, std::string_view key,
-                          const std::vector<std::string_view>& allowed) const {
-    const auto* v = n.as_string();
-    const std::string choices = join(allowed);
-    if (v == nullptr) {
-      fail(pos(n),
-           std::string(key) + " must be a string, one of: " + choices + "; got " + describe(n));
-    }
-    const std::string& s = v->get();
-    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
-      fail(pos(n), std::string(key) + " must be one of: " + choices + "; got " + quoted(s));
-    }
-    return s;
-  }
-
-  /// Numeric ids; with `group_names`, also names of groups, resolved here (getgrnam) so
-  /// that a name the machine does not know is an error at its line, not a silent refusal
-  /// of every client later.
-  std::vector<std::uint32_t> read_ids(const toml::node& n, std::string_view key,
-                                      std::string_view what, bool group_names = false) const {
-    const auto* a = n.as_array();
-    const auto bounds = std::string(what) + " between 0 and " + std::to_string(max_credential_id);
-    const std::string each =
-        group_names ? "each a " + bounds + " or a group name" : "each a " + bounds;
-    if (a == nullptr) {
-      fail(pos(n), std::string(key) + " must be an array of " +
-                       (group_names ? "integers or strings (" : "integers (") + each + "), got " +
-                       describe(n));
-    }
-    std::vector<std::uint32_t> ids;
-    ids.reserve(a->size());
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      const toml::node& e = *a->get(i);
-      const std::string elem = std::string(key) + "[" + std::to_string(i) + "]";
-      if (const auto* name = e.as_string(); name != nullptr && group_names) {
-        ids.push_back(read_group(e, elem, name->get()));
-        continue;
-      }
-      const auto* v = e.as_integer();
-      if (v == nullptr) {
-        fail(pos(e), elem + " must be an integer, a " + bounds +
-                         (group_names ? ", or a group name" : "") + ", got " + describe(e));
-      }
-      const std::int64_t x = v->get();
-      if (x < 0 || x > std::int64_t{max_credential_id}) {
-        fail(pos(e), elem + " must be a " + bounds + ", got " + std::to_string(x));
-      }
-      ids.push_back(static_cast<std::uint32_t>(x));
-    }
-    return ids;
-  }
-
-  std::uint32_t read_group(const toml::node& e, const std::string& elem,
-                           const std::string& name) const {
-    if (name.empty() || name.find('\0') != std::string::npos) {
-      fail(pos(e), elem + " must be a group name or a gid, got " + quoted(name));
-    }
-    errno = 0;
-    const ::group* g = ::getgrnam(name.c_str()); // at load, before any thread starts
-    if (g == nullptr) {
-      const int err = errno;
-      fail(pos(e), elem + ": no group named " + quoted(name) + " on this machine" +
-                       (err != 0 && err != ENOENT && err != ESRCH
-                            ? " (getgrnam: " + std::generic_category().message(err) + ")"
-                            : "") +
-                       "; create it (groupadd --system) or give its number");
-    }
-    return static_cast<std::uint32_t>(g->gr_gid);
-  }
-
   // --- [daemon] -------------------------------------------------------------------------
 
   void read_daemon(const toml::node& n, daemon_config& cfg) {
@@ -347,41 +100,6 @@ private:
       }
     }
     scope_.clear();
-  }
-
-  // An absolute directory, "" (anonymous memfds), or for hugepage_dir also "auto".
-  std::string read_dir(const toml::node& n, std::string_view key, bool allow_auto) const {
-    const auto* v = n.as_string();
-    const std::string allowed =
-        std::string("an absolute directory path, or \"\"") + (allow_auto ? " or \"auto\"" : "");
-    if (v == nullptr)
-      fail(pos(n), std::string(key) + " must be a string, " + allowed + "; got " + describe(n));
-    const std::string& s = v->get();
-    if (s.empty() || (allow_auto && s == "auto")) return s;
-    if (s.front() != '/' || s.find('\0') != std::string::npos) {
-      fail(pos(n), std::string(key) + " must be " + allowed + ", got " + quoted(s));
-    }
-    return s;
-  }
-
-  std::string read_socket(const toml::node& n) const {
-    const auto* v = n.as_string();
-    if (v == nullptr) {
-      fail(pos(n), "socket must be a string, an absolute path; got " + describe(n));
-    }
-    const std::string& s = v->get();
-    if (s.empty() || s.front() != '/') {
-      fail(pos(n), "socket must be an absolute path (starting with /), got " + quoted(s));
-    }
-    if (s.find('\0') != std::string::npos) {
-      fail(pos(n), "socket must not contain a NUL character, got " + quoted(s));
-    }
-    if (s.size() > max_socket_path) {
-      fail(pos(n), "socket path must be at most " + std::to_string(max_socket_path) +
-                       " bytes (the size of a Unix socket address), got " +
-                       std::to_string(s.size()) + " bytes");
-    }
-    return s;
   }
 
   // --- [[pool]] -------------------------------------------------------------------------
@@ -428,6 +146,14 @@ private:
     return std::nullopt;
   }
 
+  /// What a [[pool]] table has said so far, for the checks made once it is read whole.
+  struct pool_seen {
+    const toml::node* capacity = nullptr;
+    const toml::node* max_capacity = nullptr;
+    bool name = false;
+    bool slot_size = false;
+  };
+
   pool_config read_pool(const toml::table& t, std::size_t number,
                         const std::vector<pool_config>& earlier,
                         std::vector<toml::source_position>& name_pos) {
@@ -439,62 +165,65 @@ private:
                                    [&](const pool_config& p) { return p.name == s; });
       if (!name_problem(s) && !dup) scope_ = "pool " + quoted(s);
     }
-
     pool_config p;
-    const toml::node* capacity_node = nullptr;
-    const toml::node* max_node = nullptr;
-    bool have_name = false;
-    bool have_slot = false;
+    pool_seen seen;
     for (const auto& e : in_document_order(t)) {
-      const std::string_view k = e.key->str();
-      const toml::node& v = *e.value;
-      if (k == "name") {
-        p.name = read_name(v, earlier, name_pos);
-        have_name = true;
-      } else if (k == "slot_size") {
-        p.slot_size =
-            static_cast<std::uint32_t>(read_int(v, k, 1, std::int64_t{max_slot_size}, " bytes"));
-        have_slot = true;
-      } else if (k == "capacity") {
-        p.capacity = static_cast<std::uint64_t>(
-            read_int(v, k, 1, static_cast<std::int64_t>(max_pool_slots), " slots"));
-        capacity_node = &v;
-      } else if (k == "max_capacity") {
-        p.max_capacity = static_cast<std::uint64_t>(
-            read_int(v, k, 1, static_cast<std::int64_t>(max_pool_slots), " slots"));
-        max_node = &v;
-      } else if (k == "hugepages") {
-        const std::string s = read_choice(v, k, {"require", "prefer", "off"});
-        p.hugepages = s == "require"  ? page_policy::require
-                      : s == "prefer" ? page_policy::prefer
-                                      : page_policy::off;
-      } else if (k == "numa_node") {
-        p.numa_node = read_numa_node(v);
-      } else if (k == "contexts") {
-        p.contexts =
-            static_cast<std::uint32_t>(read_int(v, k, 1, std::int64_t{max_contexts}, " contexts"));
-      } else if (k == "grow_at") {
-        p.grow_at = read_grow_at(v);
-      } else if (k == "mode") {
-        p.mode =
-            read_choice(v, k, {"slab", "arena"}) == "arena" ? pool_mode::arena : pool_mode::slab;
+      if (e.key->str() == "name") {
+        p.name = read_name(*e.value, earlier, name_pos);
+        seen.name = true;
       } else {
-        unknown_key(*e.key, scope_, pool_keys);
+        read_pool_key(e, p, seen);
       }
     }
-
-    if (!have_name) missing(t, "name", "the pool's name: a-z, 0-9, _ and -, 1 to 63 characters");
-    if (!have_slot) missing(t, "slot_size", "bytes per slot, 1 to 1048576");
-    if (capacity_node == nullptr) missing(t, "capacity", "slots ready at start, at least 1");
-    if (max_node == nullptr) {
+    if (!seen.name) missing(t, "name", "the pool's name: a-z, 0-9, _ and -, 1 to 63 characters");
+    if (!seen.slot_size) missing(t, "slot_size", "bytes per slot, 1 to 1048576");
+    if (seen.capacity == nullptr) missing(t, "capacity", "slots ready at start, at least 1");
+    if (seen.max_capacity == nullptr) {
       p.max_capacity = p.capacity;
     } else if (p.capacity > p.max_capacity) {
-      fail(pos(*capacity_node),
+      fail(pos(*seen.capacity),
            "capacity must not exceed max_capacity (" + std::to_string(p.max_capacity) +
-               " at line " + std::to_string(pos(*max_node).line) + "), got " +
+               " at line " + std::to_string(pos(*seen.max_capacity).line) + "), got " +
                std::to_string(p.capacity) + "; raise max_capacity or lower capacity");
     }
     return p;
+  }
+
+  /// One key of a [[pool]] table other than its name.
+  void read_pool_key(const entry& e, pool_config& p, pool_seen& seen) const {
+    const std::string_view k = e.key->str();
+    const toml::node& v = *e.value;
+    const auto slots = [&] {
+      return static_cast<std::uint64_t>(
+          read_int(v, k, 1, static_cast<std::int64_t>(max_pool_slots), " slots"));
+    };
+    if (k == "slot_size") {
+      p.slot_size =
+          static_cast<std::uint32_t>(read_int(v, k, 1, std::int64_t{max_slot_size}, " bytes"));
+      seen.slot_size = true;
+    } else if (k == "capacity") {
+      p.capacity = slots();
+      seen.capacity = &v;
+    } else if (k == "max_capacity") {
+      p.max_capacity = slots();
+      seen.max_capacity = &v;
+    } else if (k == "hugepages") {
+      const std::string s = read_choice(v, k, {"require", "prefer", "off"});
+      p.hugepages = s == "require"  ? page_policy::require
+                    : s == "prefer" ? page_policy::prefer
+                                    : page_policy::off;
+    } else if (k == "numa_node") {
+      p.numa_node = read_numa_node(v);
+    } else if (k == "contexts") {
+      p.contexts =
+          static_cast<std::uint32_t>(read_int(v, k, 1, std::int64_t{max_contexts}, " contexts"));
+    } else if (k == "grow_at") {
+      p.grow_at = read_grow_at(v);
+    } else if (k == "mode") {
+      p.mode = read_choice(v, k, {"slab", "arena"}) == "arena" ? pool_mode::arena : pool_mode::slab;
+    } else {
+      unknown_key(*e.key, scope_, pool_keys);
+    }
   }
 
   [[noreturn]] void missing(const toml::table& t, std::string_view key,
@@ -521,51 +250,31 @@ private:
     name_pos.push_back(pos(n));
     return s;
   }
-
-  int read_numa_node(const toml::node& n) const {
-    const auto* v = n.as_integer();
-    if (v == nullptr) {
-      fail(pos(n), "numa_node must be an integer, a node number >= 0 (omit the key for the "
-                   "local node), got " +
-                       describe(n));
-    }
-    const std::int64_t x = v->get();
-    if (x < 0) {
-      fail(pos(n), "numa_node must be a node number >= 0 (omit the key for the local node), "
-                   "got " +
-                       std::to_string(x));
-    }
-    if (x > std::numeric_limits<int>::max()) {
-      fail(pos(n), "numa_node must be between 0 and " +
-                       std::to_string(std::numeric_limits<int>::max()) + ", got " +
-                       std::to_string(x));
-    }
-    return static_cast<int>(x);
-  }
-
-  double read_grow_at(const toml::node& n) const {
-    double x = 0;
-    if (const auto* f = n.as_floating_point()) {
-      x = f->get();
-    } else if (const auto* i = n.as_integer()) {
-      x = static_cast<double>(i->get()); // never in range, but the message says why
-    } else {
-      fail(pos(n), "grow_at must be a number greater than 0 and less than 1 (an occupancy "
-                   "such as 0.75), got " +
-                       describe(n));
-    }
-    if (!(x > 0.0 && x < 1.0)) { // also rejects nan
-      fail(pos(n), "grow_at must be greater than 0 and less than 1 (an occupancy such as "
-                   "0.75), got " +
-                       (n.is_integer() ? std::to_string(n.as_integer()->get()) : format_float(x)));
-    }
-    return x;
-  }
 };
+
+/// See toml_guard.hpp: what toml++ 3.3 cannot read without undefined behaviour.
+void refuse_unsafe_characters(std::string_view text, const std::string& source_name) {
+  const std::optional<unsafe_character> bad = find_unsafe_character(text);
+  if (!bad) return;
+  std::array<char, 16> code{};
+  std::snprintf(code.data(), code.size(), "U+%04X", static_cast<unsigned>(bad->code_point));
+  const std::string where =
+      source_name + ":" + std::to_string(bad->line) + ":" + std::to_string(bad->column) + ": ";
+  if (!bad->in_string) {
+    throw slab::error(slab::errc::config, where + "TOML syntax error: unexpected character " +
+                                              code.data() + " outside a string or comment");
+  }
+  throw slab::error(slab::errc::config,
+                    where + "the character " + std::string(code.data()) +
+                        " right after a backslash in a multi-line string is beyond this "
+                        "build's TOML parser (toml++ 3.3); write it as an escape (\\u" +
+                        std::string(code.data() + 2) + ")");
+}
 
 } // namespace
 
 daemon_config parse_config(std::string_view text, const std::string& source_name) {
+  refuse_unsafe_characters(text, source_name);
   toml::table root;
   try {
     root = toml::parse(text, std::string_view{source_name});
@@ -579,33 +288,14 @@ daemon_config parse_config(std::string_view text, const std::string& source_name
 }
 
 daemon_config load_config(const std::string& path) {
-  const auto os_error = [&](std::string_view what, int err) {
-    return slab::error(slab::errc::config, std::string(what) + " config file " + quoted(path) +
-                                               ": " + std::generic_category().message(err));
-  };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw os_error("cannot open", errno);
-  std::string text;
-  std::array<char, 8192> buf{};
-  for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      throw os_error("cannot read", err);
-    }
-    if (n == 0) break;
-    text.append(buf.data(), static_cast<std::size_t>(n));
-    if (text.size() > max_file_bytes) {
-      ::close(fd);
-      throw slab::error(slab::errc::config, "config file " + quoted(path) + " is larger than " +
-                                                std::to_string(max_file_bytes >> 20) +
-                                                " MiB; is it the right file?");
-    }
+  slab::platform::result<std::string> text =
+      slab::platform::read_file(path, max_file_bytes, "config file");
+  if (!text) {
+    const slab::platform::sys_error& e = text.error();
+    throw slab::error(slab::errc::config,
+                      e.err == EFBIG ? e.what + "; is it the right file?" : e.what);
   }
-  ::close(fd);
-  return parse_config(text, path);
+  return parse_config(text.value(), path);
 }
 
 } // namespace shmd

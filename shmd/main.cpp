@@ -1,17 +1,10 @@
 // shmd: the slab service's daemon. Reads its config, creates every pool's first tier
 // (mapped, NUMA-bound, prefaulted, mlocked), then serves clients on its socket until
 // SIGTERM or SIGINT. Exit codes: 0 clean stop, 1 bad usage or config, 2 could not start.
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <slab/error.hpp>
 #include <slab/mapped/pool_map.hpp>
@@ -21,6 +14,7 @@
 #include "log.hpp"
 #include "pool_owner.hpp"
 #include "server.hpp"
+#include "store.hpp"
 
 namespace {
 
@@ -83,64 +77,6 @@ int parse_args(int argc, char** argv, args& a) {
   return -1; // go on
 }
 
-// Why shmd may not use a directory, and what to change: it runs as some user, which must
-// be able to write there.
-std::string dir_problem(const std::string& what, int err) {
-  std::string s = what + ": " + std::strerror(err);
-  if (err == EACCES || err == EPERM || err == EROFS) {
-    s += " (shmd runs as uid " + std::to_string(::geteuid()) + ", gid " +
-         std::to_string(::getegid()) +
-         "; the directory must be writable by it: chown it to shmd's user, as the package's "
-         "tmpfiles.d/shmd.conf does, or point segment_dir/hugepage_dir elsewhere)";
-  }
-  return s;
-}
-
-// One shmd per segment directory: a second one would adopt the pools of the first while
-// it runs them (take over its own context, record 0, reclaim its clients' records). An
-// flock on a file in the directory, held until the process exits (the fd is never
-// closed; close-on-exec).
-void lock_segment_dir(const std::string& dir) {
-  const std::string path = dir + "/.shmd.lock";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw slab::error(slab::errc::system, dir_problem("cannot open " + path, errno));
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw slab::error(slab::errc::system,
-                      e == EWOULDBLOCK ? "another shmd is using the segment directory " + dir +
-                                             " (" + path + " is locked); not touching its pools"
-                                       : "cannot lock " + path + ": " + std::strerror(e));
-  }
-}
-
-// The directories segments live in, created if missing (mode 0700: only shmd opens
-// segment files; clients get their fds over the socket), and locked for this process.
-slab::platform::segment_store make_store(const shmd::daemon_config& cfg) {
-  slab::platform::segment_store store;
-  store.normal_dir = cfg.segment_dir;
-  store.huge_dir = cfg.hugepage_dir;
-  if (store.huge_dir == "auto") {
-    const std::string mount = slab::platform::find_hugetlbfs_mount();
-    store.huge_dir = mount.empty() ? std::string() : mount + "/shmd";
-    if (mount.empty()) {
-      shmd::log_info("no hugetlbfs mount: hugepage segments are memfds and do not survive a "
-                     "restart of shmd (mount hugetlbfs, e.g. at /dev/hugepages, to keep them)");
-    }
-  }
-  for (const std::string* dir : {&store.normal_dir, &store.huge_dir}) {
-    if (dir->empty()) continue;
-    if (::mkdir(dir->c_str(), 0700) != 0 && errno != EEXIST) {
-      throw slab::error(slab::errc::system,
-                        dir_problem("cannot create segment directory " + *dir, errno));
-    }
-    lock_segment_dir(*dir);
-  }
-  return store;
-}
-
 int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
   if (slab::platform::connect_seqpacket(cfg.socket)) {
     shmd::log_error("a shmd is serving " + cfg.socket + ": stop it before --destroy");
@@ -151,9 +87,9 @@ int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
       pools.push_back(p.name);
   }
   try {
-    const slab::platform::segment_store store = make_store(cfg);
+    const shmd::segment_store store = shmd::open_store(cfg);
     for (const std::string& name : pools) {
-      const unsigned n = slab::mapped::pool_map::destroy(name, store);
+      const unsigned n = slab::mapped::pool_map::destroy(name, store.dirs);
       std::printf("pool %s: %u segment file(s) removed\n", name.c_str(), n);
     }
   } catch (const slab::error& e) {
@@ -196,10 +132,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const slab::platform::segment_store store = make_store(cfg);
+    const shmd::segment_store store = shmd::open_store(cfg); // locked until shmd exits
     std::vector<std::unique_ptr<shmd::pool_owner>> pools;
     for (const auto& p : cfg.pools)
-      pools.push_back(shmd::pool_owner::open(p, store));
+      pools.push_back(shmd::pool_owner::open(p, store.dirs));
     shmd::server srv(std::move(cfg), std::move(pools));
     srv.listen();
     return srv.run();

@@ -2,13 +2,13 @@
 
 #include <bit>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <string>
 
 #include <slab/core/handover.hpp>
 #include <slab/core/reclaim.hpp>
 #include <slab/error.hpp>
+#include <slab/platform/process.hpp>
 
 #include "log.hpp"
 
@@ -119,11 +119,11 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
                       "pool '" + cfg.name + "': " + m.error().what + remedy(m.error(), nullptr, 0));
   }
   p->map_ = std::move(m.value());
-  p->map_->info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  p->map_->info().daemon_pid.store(slab::platform::own_pid());
   p->map_->info().mode = header_mode(cfg.mode); // before any client can attach
   core::context_record& own = p->map_->context(0);
   own.state.store(static_cast<std::uint32_t>(core::context_state::active));
-  own.pid.store(static_cast<std::uint32_t>(::getpid()));
+  own.pid.store(slab::platform::own_pid());
   p->own_.emplace(*p->map_, 0);
   if (!p->own_->ready())
     throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
@@ -181,27 +181,46 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
     donated = core::transition_won(m, 0, core::cell_id::empty, old.intent.seq.load());
     old.intent.op.store(0); // settled here, not by reclaim
   }
+  const std::uint32_t tmp = reclaim_old_daemon_records();
+  old.state.store(static_cast<std::uint32_t>(core::context_state::active));
+  old.pid.store(slab::platform::own_pid());
+  own_.emplace(m, 0);
+  reclaim_record(tmp, *own_);
+  if (!donated) {
+    m.state().magazines.store(first_mag + mags, std::memory_order_release);
+    core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
+  }
+  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
+  m.info().daemon_pid.store(slab::platform::own_pid());
+  const unsigned dead = sort_client_records();
+  log_notice("pool '" + cfg_.name + "': adopted from its segments: " + std::to_string(published) +
+             " tier(s), " + std::to_string(live_estimate()) + " slots live, " +
+             std::to_string(orphans_.size()) + " context(s) of running processes kept, " +
+             std::to_string(dead) + " of dead ones reclaimed");
+}
+
+std::uint32_t pool_owner::reclaim_old_daemon_records() {
   // The old daemon's records: record 0 and the helpers of earlier adoptions that died
   // with it. A record left mid-reclaim (dead) is reclaimed after its reclaimer, which
   // finishes the step it had under way first: a helper only ever reclaims record 0 (then
   // record 0 is dead and the helper active), and record 0 only its own helper (the
   // other way round).
   std::vector<std::uint32_t> helpers_active, helpers_dead;
-  for (std::uint32_t c = 1; c < m.context_count(); ++c) {
-    const core::context_record& rec = m.context(c);
+  for (std::uint32_t c = 1; c < map_->context_count(); ++c) {
+    const core::context_record& rec = map_->context(c);
     if (rec.role.load() != static_cast<std::uint32_t>(core::context_role::daemon_helper)) continue;
     const auto st = static_cast<core::context_state>(rec.state.load());
     if (st == core::context_state::active) helpers_active.push_back(c);
     if (st == core::context_state::dead) helpers_dead.push_back(c);
   }
-  // Reclaim them through a temporary record, then own record 0 again.
+  // Reclaim them through a temporary record; the caller then owns record 0 again.
   const std::optional<std::uint32_t> tmp =
-      attach_context(static_cast<std::uint32_t>(::getpid()), core::context_role::daemon_helper);
+      attach_context(slab::platform::own_pid(), core::context_role::daemon_helper);
   if (!tmp)
     throw slab::error(errc::exhausted,
                       "pool '" + cfg_.name + "': no free context record to adopt it");
   {
-    core::cache<slab::mapped::pool_map> helper(m, *tmp);
+    core::cache<slab::mapped::pool_map> helper(*map_, *tmp);
     if (!helper.ready())
       throw slab::error(errc::system, "pool '" + cfg_.name + "': no magazine to adopt it");
     for (const std::uint32_t c : helpers_active)
@@ -210,23 +229,20 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
     for (const std::uint32_t c : helpers_dead)
       reclaim_record(c, helper);
   }
-  old.state.store(static_cast<std::uint32_t>(core::context_state::active));
-  old.pid.store(static_cast<std::uint32_t>(::getpid()));
-  own_.emplace(m, 0);
-  reclaim_record(*tmp, *own_);
-  if (!donated) {
-    m.state().magazines.store(first_mag + mags, std::memory_order_release);
-    core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
-  }
-  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
-  m.info().daemon_pid.store(static_cast<std::uint32_t>(::getpid()));
+  return *tmp;
+}
+
+// The records of the old daemon's clients: those of running processes are kept (orphans,
+// watched until they exit), the others reclaimed now. Returns how many were reclaimed.
+unsigned pool_owner::sort_client_records() {
+  slab::mapped::pool_map& m = *map_;
   unsigned dead = 0;
   for (std::uint32_t c = 1; c < m.context_count(); ++c) {
     core::context_record& rec = m.context(c);
     const auto st = static_cast<core::context_state>(rec.state.load());
     if (st == core::context_state::quarantined) set_assigned(c, true);
     if (st != core::context_state::active && st != core::context_state::dead) continue;
-    if (st == core::context_state::active && ::kill(static_cast<pid_t>(rec.pid.load()), 0) == 0) {
+    if (st == core::context_state::active && slab::platform::process_exists(rec.pid.load())) {
       orphans_.push_back({c, rec.pid.load()});
       set_assigned(c, true);
     } else {
@@ -234,10 +250,7 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
       ++dead;
     }
   }
-  log_notice("pool '" + cfg_.name + "': adopted from its segments: " + std::to_string(published) +
-             " tier(s), " + std::to_string(live_estimate()) + " slots live, " +
-             std::to_string(orphans_.size()) + " context(s) of running processes kept, " +
-             std::to_string(dead) + " of dead ones reclaimed");
+  return dead;
 }
 
 void pool_owner::add_tier(unsigned t) {
@@ -405,6 +418,13 @@ void pool_owner::recount_live() {
   // Modular: the estimate becomes the count (clients keep moving it meanwhile; it is an
   // estimate for growth and status, never for correctness).
   m.info().retired_allocs.fetch_add(live - m.live_estimate(), std::memory_order_relaxed);
+}
+
+std::string pool_names(const std::vector<std::unique_ptr<pool_owner>>& pools) {
+  std::string s;
+  for (const auto& p : pools)
+    s += (s.empty() ? "" : ", ") + p->name();
+  return s;
 }
 
 } // namespace shmd

@@ -81,6 +81,8 @@ private:
   void add_tier(unsigned t);
   void publish_tier(unsigned t);
   void adopt(std::vector<slab::mapped::tier_segments> tiers);
+  std::uint32_t reclaim_old_daemon_records(); ///< adopt: returns the helper record it used
+  unsigned sort_client_records();             ///< adopt: returns the records reclaimed
   void check_matches_config() const;
   void reclaim_record(std::uint32_t ctx, slab::core::cache<slab::mapped::pool_map>& by);
   /// Resets the live estimate to the number of live slot headers (after a corrupt record).
@@ -103,5 +105,8 @@ private:
   bool warned_fallback_ = false;
   std::vector<orphan> orphans_;
 };
+
+/// "orders, quotes": the pools' names in config order, for messages.
+[[nodiscard]] std::string pool_names(const std::vector<std::unique_ptr<pool_owner>>& pools);
 
 } // namespace shmd

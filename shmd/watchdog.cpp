@@ -3,17 +3,13 @@
 #include <algorithm>
 #include <string>
 
-#include <systemd/sd-daemon.h>
-
 #include "log.hpp"
+#include "systemd.hpp"
 
 namespace shmd {
 
 std::chrono::microseconds watchdog::interval_from_environment() noexcept {
-  std::uint64_t usec = 0;
-  // 0: keep WATCHDOG_USEC and WATCHDOG_PID; shmd starts no children that could misread them.
-  if (::sd_watchdog_enabled(0, &usec) <= 0) return std::chrono::microseconds{0};
-  return std::chrono::microseconds{static_cast<std::chrono::microseconds::rep>(usec)};
+  return systemd::watchdog_interval();
 }
 
 int watchdog::loop_timeout_ms() const noexcept {
@@ -58,7 +54,7 @@ void watchdog::run() {
     const std::uint64_t w = worker_.load(std::memory_order_relaxed);
     if (m != seen_main && w != seen_worker) {
       // Under the lock: stop() returns only once no ping can follow.
-      ::sd_notify(0, "WATCHDOG=1");
+      systemd::notify("WATCHDOG=1");
       pings_.fetch_add(1, std::memory_order_relaxed);
       seen_main = m;
       seen_worker = w;

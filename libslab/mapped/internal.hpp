@@ -12,7 +12,6 @@
 
 namespace slab::mapped {
 
-
 /// Where the control segment's parts start, and its size.
 struct detail::control_layout {
   std::uint64_t header_bytes, state_offset, contexts_offset, magazines_offset, bytes;
@@ -74,7 +73,9 @@ inline bool meta_can_be_huge(const proto::pool_geometry& g, std::size_t huge) {
   return huge != 0 && g.geo.base() * sizeof(core::shared_header) >= huge;
 }
 
-inline std::uint64_t header_bytes_of(std::uint64_t slots) { return slots * sizeof(core::shared_header); }
+inline std::uint64_t header_bytes_of(std::uint64_t slots) {
+  return slots * sizeof(core::shared_header);
+}
 inline std::uint64_t magazine_bytes_of(std::uint64_t slots) {
   return slots / core::magazine_slots * sizeof(core::magazine);
 }

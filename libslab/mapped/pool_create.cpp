@@ -54,7 +54,8 @@ result<std::unique_ptr<pool_map>> pool_map::create(const pool_spec& spec,
   p->build_shared_state(cl);
   if (status s = p->reserve_ranges(); !s) return s.error();
   // The magic last: a segment whose creator died half-way is never taken for a pool.
-  std::atomic_ref<std::uint64_t>(p->hdr_->magic).store(proto::pool_magic, std::memory_order_release);
+  std::atomic_ref<std::uint64_t>(p->hdr_->magic)
+      .store(proto::pool_magic, std::memory_order_release);
   guard.armed = false;
   return p;
 }

@@ -4,6 +4,9 @@
 #include <cerrno>
 #include <csignal>
 #include <fstream>
+#include <vector>
+
+#include <grp.h>
 
 #include <poll.h>
 #include <sys/syscall.h>
@@ -56,6 +59,25 @@ result<unique_fd> open_pidfd(std::uint32_t pid) {
 bool pidfd_exited(int pidfd) noexcept {
   pollfd p{pidfd, POLLIN, 0};
   return ::poll(&p, 1, 0) > 0; // readable once the process has exited
+}
+
+result<std::optional<std::uint32_t>> group_id(const std::string& name) {
+  if (name.empty() || name.find('\0') != std::string::npos) return std::optional<std::uint32_t>{};
+  std::vector<char> buf(1024);
+  for (;;) {
+    ::group g{};
+    ::group* found = nullptr;
+    const int e = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+    if (e == ERANGE && buf.size() < (std::size_t{1} << 20)) {
+      buf.resize(buf.size() * 2); // a group with many members
+      continue;
+    }
+    if (found != nullptr) return std::optional<std::uint32_t>{static_cast<std::uint32_t>(g.gr_gid)};
+    // No entry: 0, or ENOENT/ESRCH/EBADF/EPERM as some NSS modules say it.
+    if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
+      return std::optional<std::uint32_t>{};
+    return fail(e, "getgrnam_r(\"" + name + "\"): " + errno_text(e), sys_cause::other);
+  }
 }
 
 } // namespace slab::platform

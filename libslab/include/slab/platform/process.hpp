@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <slab/platform/platform.hpp>
@@ -40,5 +41,10 @@ struct peer_credentials {
 [[nodiscard]] result<unique_fd> open_pidfd(std::uint32_t pid);
 /// True once the process behind a pidfd has exited (its pidfd polls readable).
 [[nodiscard]] bool pidfd_exited(int pidfd) noexcept;
+
+/// The gid of the group called `name` (getgrnam_r: /etc/group, or whatever NSS the
+/// machine uses), or nullopt when the machine knows no such group. An error only when
+/// the lookup itself failed (EIO, an unreachable directory service), naming the group.
+[[nodiscard]] result<std::optional<std::uint32_t>> group_id(const std::string& name);
 
 } // namespace slab::platform

@@ -1,0 +1,67 @@
+#include "store.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <slab/error.hpp>
+#include <slab/platform/process.hpp>
+
+#include "log.hpp"
+
+namespace shmd {
+namespace {
+
+namespace platform = slab::platform;
+
+// Why shmd may not use a directory, and what to change: it runs as some user, which must
+// be able to write there.
+slab::error dir_problem(std::string what, int err) {
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    what += " (shmd runs as uid " + std::to_string(platform::own_effective_uid()) + ", gid " +
+            std::to_string(platform::own_effective_gid()) +
+            "; the directory must be writable by it: chown it to shmd's user, as the package's "
+            "tmpfiles.d/shmd.conf does, or point segment_dir/hugepage_dir elsewhere)";
+  }
+  return slab::error(slab::errc::system, what);
+}
+
+platform::file_lock lock_segment_dir(const std::string& dir) {
+  const std::string path = dir + "/.shmd.lock";
+  platform::result<platform::file_lock> lock = platform::lock_file(path);
+  if (lock) return std::move(lock.value());
+  const platform::sys_error& e = lock.error();
+  if (e.err == EWOULDBLOCK) {
+    throw slab::error(slab::errc::system, "another shmd is using the segment directory " + dir +
+                                              " (" + path + " is locked); not touching its pools");
+  }
+  throw dir_problem(e.what, e.err);
+}
+
+} // namespace
+
+segment_store open_store(const daemon_config& cfg) {
+  segment_store store;
+  store.dirs.normal_dir = cfg.segment_dir;
+  store.dirs.huge_dir = cfg.hugepage_dir;
+  if (store.dirs.huge_dir == "auto") {
+    const std::string mount = platform::find_hugetlbfs_mount();
+    store.dirs.huge_dir = mount.empty() ? std::string() : mount + "/shmd";
+    if (mount.empty()) {
+      log_info("no hugetlbfs mount: hugepage segments are memfds and do not survive a "
+               "restart of shmd (mount hugetlbfs, e.g. at /dev/hugepages, to keep them)");
+    }
+  }
+  for (const std::string* dir : {&store.dirs.normal_dir, &store.dirs.huge_dir}) {
+    if (dir->empty()) continue;
+    if (const platform::status made = platform::make_directory(*dir, 0700); !made) {
+      throw dir_problem("cannot create segment directory " + *dir + ": " +
+                            std::strerror(made.error().err),
+                        made.error().err);
+    }
+    store.locks.push_back(lock_segment_dir(*dir));
+  }
+  return store;
+}
+
+} // namespace shmd

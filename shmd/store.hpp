@@ -1,0 +1,31 @@
+// The segment store: the directories a pool's segments live in as files (so that they
+// outlive shmd and a restarted one adopts them), created if missing and locked for this
+// process.
+//
+// One shmd per segment directory: a second one would adopt the pools of the first while
+// it runs them (take over its own context, record 0, reclaim its clients' records). So
+// each directory holds a lock file (.shmd.lock) that shmd locks before it opens any pool
+// and holds until it exits; the kernel drops the lock however it exits.
+#pragma once
+
+#include <vector>
+
+#include <slab/platform/files.hpp>
+#include <slab/platform/segment.hpp>
+
+#include "config.hpp"
+
+namespace shmd {
+
+struct segment_store {
+  slab::platform::segment_store dirs;           ///< what pool_owner and pool_map are given
+  std::vector<slab::platform::file_lock> locks; ///< one per directory; keep while pools run
+};
+
+/// The directories the config names (segment_dir, hugepage_dir; "auto" resolved to the
+/// first hugetlbfs mount), each created if missing (mode 0700: only shmd opens segment
+/// files; clients get their fds over the socket) and locked. Throws slab::error(system)
+/// saying what to change: another shmd holds the lock, or shmd's user may not write there.
+[[nodiscard]] segment_store open_store(const daemon_config& cfg);
+
+} // namespace shmd
