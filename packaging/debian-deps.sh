@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   clang-format
+  clang-tidy python3     # tools/dev/tidy, tools/dev/check-layers
   clang libclang-rt-14-dev  # tools/dev/fuzz: clang and its libFuzzer runtime (libclang_rt.fuzzer)
   libboost-dev          # Boost.Interprocess (header-only)
   libnuma-dev           # NUMA binding and placement queries

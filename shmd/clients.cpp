@@ -87,7 +87,7 @@ void control::drop(int fd, const std::string& why) {
 void control::watch_exit(connection c) {
   auto pidfd = platform::open_pidfd(c.pid);
   if (!pidfd || platform::pidfd_exited(pidfd.value().get())) {
-    work_.queue_reclaim(std::move(c.contexts));
+    work_.queue_reclaim(c.contexts);
     return;
   }
   const int pfd = pidfd.value().get();
@@ -134,7 +134,7 @@ bool control::release_watched(std::uint32_t pid, context_ref ref) {
 void control::on_process_exit(int pidfd) {
   auto it = exited_watch_.find(pidfd);
   events_.remove(pidfd);
-  work_.queue_reclaim(std::move(it->second.contexts));
+  work_.queue_reclaim(it->second.contexts);
   exited_watch_.erase(it);
 }
 

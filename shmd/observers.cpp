@@ -63,6 +63,7 @@ void control::handle_observe(connection& c, proto::packet p) {
   proto::set_text(r.pool, pool.name());
   proto::set_text(r.last_failure, f.last);
   std::vector<int> fds;
+  fds.reserve(owned.size());
   for (const platform::unique_fd& fd : owned)
     fds.push_back(fd.get());
   r.tiers = static_cast<std::uint32_t>((fds.size() - 1) / 2);

@@ -26,7 +26,7 @@ void worker::start() {
   thread_ = std::thread([this] { loop(); });
 }
 
-void worker::queue_reclaim(std::vector<context_ref> refs) {
+void worker::queue_reclaim(const std::vector<context_ref>& refs) {
   {
     std::lock_guard<std::mutex> g(mu_);
     for (const context_ref& r : refs)

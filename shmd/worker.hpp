@@ -43,7 +43,7 @@ public:
 
   /// Reclaims these contexts, in order; those with a reply_to come back from
   /// take_closed once their record is free again.
-  void queue_reclaim(std::vector<context_ref> refs);
+  void queue_reclaim(const std::vector<context_ref>& refs);
   /// A client ran dry: grow `pool` now, whatever its occupancy.
   void nudge_growth(std::uint32_t pool);
 

@@ -24,7 +24,7 @@ shmd::access_policy policy(std::vector<std::uint32_t> allow_uids,
 TEST(shmd_access, empty_allow_lists_admit_shmds_own_uid_and_group_only) {
   const shmd::access_policy p = policy({}, {});
   EXPECT_TRUE(p.may_use_pools({500, 1, {}}));
-  EXPECT_TRUE(p.may_use_pools({1000, 600, {}}));      // primary group
+  EXPECT_TRUE(p.may_use_pools({1000, 600, {}}));        // primary group
   EXPECT_TRUE(p.may_use_pools({1000, 1000, {7, 600}})); // supplementary group
   EXPECT_FALSE(p.may_use_pools({1000, 1000, {7}}));
   EXPECT_FALSE(p.may_use_pools({0, 0, {}})) << "root is no client unless listed";

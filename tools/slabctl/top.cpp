@@ -6,6 +6,7 @@
 #include "top.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -44,7 +45,7 @@ unsigned columns() {
 
 std::string bar(double fraction, unsigned width) {
   fraction = std::clamp(fraction, 0.0, 1.0);
-  const auto full = static_cast<unsigned>(fraction * width + 0.5);
+  const auto full = static_cast<unsigned>(std::lround(fraction * width));
   std::string s(width + 2, '.');
   s.front() = '[';
   s.back() = ']';

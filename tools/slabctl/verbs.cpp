@@ -35,14 +35,22 @@ std::vector<std::unique_ptr<pool_watch>> watch(observer& obs,
   return out;
 }
 
+// A snapshot of each pool watched.
+std::vector<pool_snapshot>
+snapshots(observer& obs, std::vector<std::unique_ptr<pool_watch>>& watches, bool numa_check) {
+  std::vector<pool_snapshot> pools;
+  pools.reserve(watches.size());
+  for (auto& w : watches)
+    pools.push_back(take_snapshot(obs, *w, numa_check));
+  return pools;
+}
+
 } // namespace
 
 int cmd_status(const options& o) {
   observer obs(o.socket);
   auto watches = watch(obs, o.args);
-  std::vector<pool_snapshot> pools;
-  for (auto& w : watches)
-    pools.push_back(take_snapshot(obs, *w, o.numa_check));
+  const std::vector<pool_snapshot> pools = snapshots(obs, watches, o.numa_check);
   daemon_snapshot d = take_daemon_snapshot(obs);
   if (!watches.empty()) d.started_unix_ns = watches.front()->daemon_info().daemon_started_unix_ns;
   if (o.json) {
@@ -57,9 +65,7 @@ int cmd_metrics(const options& o) {
   try {
     observer obs(o.socket);
     auto watches = watch(obs, o.args);
-    std::vector<pool_snapshot> pools;
-    for (auto& w : watches)
-      pools.push_back(take_snapshot(obs, *w, false));
+    const std::vector<pool_snapshot> pools = snapshots(obs, watches, false);
     std::cout << metrics_text(take_daemon_snapshot(obs), pools);
     return 0;
   } catch (const slab::error& e) {

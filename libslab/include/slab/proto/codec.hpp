@@ -89,7 +89,7 @@ inline bool decode_refusal(packet p, errc& code, std::string& text) {
 template <class M> M expect(packet p, std::string_view peer) {
   errc code{};
   std::string text;
-  if (decode_refusal(p, code, text)) throw error(code, std::move(text));
+  if (decode_refusal(p, code, text)) throw error(code, text);
   M m;
   msg_header h{};
   const decode_result r = decode(p, m);
