@@ -61,6 +61,7 @@ foreach(f
     "\\./usr/lib/([a-z0-9_-]+/)?pkgconfig/slab\\.pc\n"
     "\\./usr/lib/([a-z0-9_-]+/)?pkgconfig/slab-client\\.pc\n"
     "\\./usr/share/doc/slab/README\\.md\n"
+    "\\./usr/share/doc/slab/docs/operations\\.md\n"
     "\\./usr/share/doc/slab/examples/60-shmd-hugepages\\.conf\n")
   expect("${list}" "${f}" "the .deb's files")
 endforeach()
