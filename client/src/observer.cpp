@@ -144,6 +144,23 @@ std::vector<std::string> audit_outcome::problems() const {
   return all;
 }
 
+namespace {
+
+// An attached context with a step recorded as under way: whatever the audit finds about
+// the slots and magazines of that step is the step's, not the pool's, until it ends.
+// (A context stopped or descheduled mid-step holds still as well as a broken pool does.)
+bool a_live_step_is_under_way(mapped::pool_map& m) {
+  for (std::uint32_t c = 0; c < m.context_count(); ++c) {
+    const core::context_record& r = m.context(c);
+    if (r.state.load() == static_cast<std::uint32_t>(core::context_state::active) &&
+        r.intent.op.load() != static_cast<std::uint32_t>(core::intent_op::none))
+      return true;
+  }
+  return false;
+}
+
+} // namespace
+
 audit_outcome settled_audit(pool_watch& w, const audit_options& opt) {
   using clock = std::chrono::steady_clock;
   audit_outcome out;
@@ -157,7 +174,7 @@ audit_outcome settled_audit(pool_watch& w, const audit_options& opt) {
     std::vector<std::string> idle = idle_record_problems(w.map(), opt.own);
     const pool_fingerprint after = pool_fingerprint::of(w.map());
     ++out.passes;
-    const bool quiet = before == after;
+    const bool quiet = before == after && !a_live_step_is_under_way(w.map());
     if (quiet || out.quiet_passes == 0) {
       out.report = rep;
       out.idle = idle;

@@ -26,6 +26,7 @@
 #include <slab/observer.hpp>
 
 #include "../client/daemon_fixture.hpp"
+#include "../client/pool_view.hpp"
 
 #ifndef SLABCTL_BINARY
 #error "SLABCTL_BINARY must name the slabctl executable (tests/slabctl/CMakeLists.txt)"
@@ -558,6 +559,33 @@ TEST(slabctl_audit, churning_clients_never_make_a_violation) {
   const json j = json::parse(r.out);
   EXPECT_NE(j["result"], "violations");
   // Quiet now: clean.
+  const run_result after = run_slabctl({"--socket", d.socket_path(), "audit"});
+  EXPECT_EQ(after.code, 0) << describe(after);
+}
+
+// A client caught in the middle of a recorded step (stopped, or descheduled on a loaded
+// machine) holds still as well as a broken pool does: the audit waits for it and says
+// inconclusive, never violation; once the step is over, the pool is clean.
+TEST(slabctl_audit, a_client_in_the_middle_of_a_step_is_not_a_violation) {
+  daemon d;
+  slabtest::raw_connection conn(d.socket_path());
+  conn.hello();
+  slab::proto::open_req o;
+  slab::proto::set_text(o.pool, "test");
+  o.type_size = 8;
+  o.type_align = 8;
+  conn.send(o);
+  std::vector<slab::platform::unique_fd> fds;
+  const auto opened = conn.expect<slab::proto::opened>(fds);
+  auto m = slab::mapped::pool_map::attach(std::move(fds[0]), /*writable=*/true);
+  ASSERT_TRUE(m.ok()) << m.error().what;
+  std::atomic<std::uint32_t>& op = m.value()->context(opened.context).intent.op;
+  op.store(static_cast<std::uint32_t>(slab::core::intent_op::carve)); // as a carve leaves it
+  const run_result mid =
+      run_slabctl({"--socket", d.socket_path(), "audit", "--timeout", "1", "--json"});
+  EXPECT_EQ(mid.code, 8) << describe(mid);
+  EXPECT_EQ(json::parse(mid.out)["result"], "inconclusive") << mid.out;
+  op.store(static_cast<std::uint32_t>(slab::core::intent_op::none)); // the step ends
   const run_result after = run_slabctl({"--socket", d.socket_path(), "audit"});
   EXPECT_EQ(after.code, 0) << describe(after);
 }

@@ -133,7 +133,8 @@ struct audit_options {
 
 /// The full audit of a pool that clients may be using. An instant snapshot is impossible
 /// without stopping them, so: a pass counts only if nothing moved while it ran (equal
-/// fingerprints before and after); a clean quiet pass is a clean pool; problems are
+/// fingerprints before and after) and no attached context was in the middle of a
+/// shared step (its intent set); a clean quiet pass is a clean pool; problems are
 /// reported only when `confirm` quiet passes in a row find the same ones (a context
 /// caught between two stores of a step shows a transient problem, which its next
 /// operation moves on from). A pool that never holds still is "inconclusive".
