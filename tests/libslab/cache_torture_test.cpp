@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <slab/core/audit.hpp>
@@ -431,6 +432,47 @@ TEST(cache_torture, a_half_done_claim_in_a_scribbled_record_comes_back_once) {
     EXPECT_EQ(a.claimed, 0U);
     EXPECT_EQ(a.live, 40U);
   }
+}
+
+// A carve that records its intent, loses its CAS to another context that takes the last
+// fresh slots, and so gives up, leaves nothing recorded: the record says "none" between
+// two operations (so that a later step written without clearing first never lands
+// beside a stale op), and the context's next operations work (a checked build would stop
+// on a stale intent).
+thread_local cache<local_region>* thief = nullptr;
+thread_local int stolen = 0;
+
+void steal_the_fresh_slots(const char* point) {
+  if (thief == nullptr || std::strcmp(point, "carve.cas") != 0) return;
+  cache<local_region>* t = std::exchange(thief, nullptr); // its own carves pass here too
+  while (t->alloc() != key{})
+    ++stolen;
+}
+
+TEST(cache_torture, a_carve_that_loses_the_last_fresh_slots_leaves_no_step_recorded) {
+  local_region r(4096, 4);
+  r.grow(1024);
+  cache<local_region> a(r, r.attach());
+  cache<local_region> b(r, r.attach());
+  ASSERT_TRUE(a.ready() && b.ready());
+  thief = &b;
+  stolen = 0;
+  slab::core::fault::hook = steal_the_fresh_slots;
+  const key k = a.alloc(); // refill: no full magazine, so a carve, which b beats
+  slab::core::fault::hook = nullptr;
+  EXPECT_EQ(thief, nullptr) << "the carve was never reached";
+  EXPECT_EQ(stolen, 1024);
+  EXPECT_EQ(k, key{}) << "every fresh slot went to the other context";
+  const auto op = static_cast<slab::core::intent_op>(r.context(a.id()).intent.op.load());
+  EXPECT_EQ(op, slab::core::intent_op::none) << "a step given up is still recorded";
+  // The context goes on: after growth it carves again.
+  r.grow(2048);
+  const key again = a.alloc();
+  EXPECT_TRUE(again.plausible());
+  EXPECT_TRUE(a.free(again));
+  const auto rep = slab::core::audit(r);
+  EXPECT_TRUE(rep.ok());
+  EXPECT_EQ(rep.live, 1024U);
 }
 
 } // namespace

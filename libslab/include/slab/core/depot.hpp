@@ -54,7 +54,10 @@ public:
     const intent_op op = c == cell_id::full ? intent_op::pop_full : intent_op::pop_empty;
     cell_value seen = cell.load();
     for (;;) {
-      if (seen.value == no_magazine || !r_.has_magazine(seen.value)) return no_magazine;
+      if (seen.value == no_magazine || !r_.has_magazine(seen.value)) {
+        intent_.abandon(); // a lost CAS may have recorded the pop: it never happened
+        return no_magazine;
+      }
       notify(c, seen);
       intent_.replace(op, seen.value, seen.seq);
       const std::uint32_t next = r_.mag(seen.value).next.load(relaxed); // checked by the CAS
@@ -107,7 +110,10 @@ public:
     cell_value seen = cell.load();
     for (;;) {
       const std::uint64_t start = seen.value;
-      if (start + magazine_slots > limit) return false;
+      if (start + magazine_slots > limit) {
+        intent_.abandon(); // a lost CAS may have recorded the carve: it never happened
+        return false;
+      }
       notify(cell_id::fresh, seen);
       intent_.replace(intent_op::carve, seen.value, seen.seq);
       fault::point("carve.cas");

@@ -9,7 +9,7 @@
 //   adopt   intent {adopt, idx, from} | slot | adopt.count | count := c+1 (release) |
 //           adopt.source | source count := n-1 (release) | intent cleared
 //             reclaim of the actor finds idx on top of its loaded magazine and, if the
-//             source's top is still idx, finishes the move (reclaim.hpp, case adopt).
+//             source's top is still idx, finishes the move (resolve.hpp, finish_adopt).
 //   give    stamp := actor (release) | give.stamped | push | field := none (release) |
 //           give.clear | intent cleared
 //             a death after the stamp and before the push leaves the magazine stamped by

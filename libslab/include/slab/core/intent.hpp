@@ -108,6 +108,11 @@ public:
   }
   /// After the step's last store: nothing is under way.
   void clear() noexcept { publish(r_.op, static_cast<std::uint32_t>(intent_op::none)); }
+  /// A step given up before its CAS won (a retry found nothing left to take): nothing is
+  /// under way, whatever the lost attempt recorded. Stores only when something was.
+  void abandon() noexcept {
+    if (!idle()) clear();
+  }
 
   [[nodiscard]] bool idle() const noexcept {
     return r_.op.load(relaxed) == static_cast<std::uint32_t>(intent_op::none);

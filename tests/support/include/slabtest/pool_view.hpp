@@ -19,8 +19,6 @@
 #include <string_view>
 #include <vector>
 
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <slab/core/audit.hpp>
@@ -32,7 +30,7 @@
 #include <slab/proto/codec.hpp>
 #include <slab/proto/protocol.hpp>
 
-#include "daemon_fixture.hpp"
+#include <slabtest/files.hpp>
 
 namespace slabtest {
 
@@ -47,8 +45,8 @@ public:
     auto fd = platform::connect_seqpacket(socket);
     if (!fd) throw std::runtime_error("raw connect to " + socket + ": " + fd.error().what);
     sock_ = std::move(fd.value());
-    timeval tv{5, 0}; // every answer within 5 s, or the test fails instead of hanging
-    ::setsockopt(sock_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    // Every answer within 5 s, or the test fails instead of hanging.
+    if (!platform::set_receive_timeout(sock_.get(), 5s)) throw std::runtime_error("SO_RCVTIMEO");
   }
 
   [[nodiscard]] int fd() const noexcept { return sock_.get(); }

@@ -17,7 +17,7 @@
 
 #include <slab/key.hpp>
 
-#include "daemon_fixture.hpp"
+#include <slabtest/shared.hpp>
 
 namespace slabtest {
 

@@ -14,9 +14,9 @@
 
 #include <slab/client.hpp>
 
-#include "daemon_fixture.hpp"
-#include "ledger.hpp"
-#include "pool_view.hpp"
+#include <slabtest/daemon.hpp>
+#include <slabtest/ledger.hpp>
+#include <slabtest/pool_view.hpp>
 
 namespace slabtest {
 
