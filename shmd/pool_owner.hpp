@@ -30,7 +30,8 @@ public:
                                           const slab::platform::segment_store& store);
 
   /// Contexts an adopted pool's records name whose processes were alive at adoption:
-  /// the server watches them (pidfd) and reclaims each when its process exits.
+  /// the server watches them (pidfd: control::watch_orphans, clients.cpp) and reclaims each when
+  /// its process exits.
   struct orphan {
     std::uint32_t ctx, pid;
   };

@@ -20,7 +20,9 @@ platform::unique_fd connected(const std::string& path) {
                                              "; this user may not open the socket or its "
                                              "directory");
   }
-  throw error(errc::no_daemon, "no shmd at " + path + " " + why + "; is shmd running?");
+  throw error(errc::no_daemon, "no shmd at " + path + " " + why +
+                                   "; is shmd running? (the path comes from SHMD_SOCKET or "
+                                   "the default)");
 }
 
 } // namespace
