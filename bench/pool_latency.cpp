@@ -45,6 +45,7 @@
 #include <vector>
 
 #include <slab/client.hpp>
+#include <slabtest/shmd.hpp>
 
 #include "latency.hpp"
 #include "peers/alloc_peers.hpp"
@@ -62,7 +63,7 @@ using workloads::peer_entry;
 using workloads::workload;
 
 struct options {
-  std::string shmd = SHMD_BINARY;
+  std::string shmd; // empty: the shmd built beside it (slabtest::shmd_binary())
   std::size_t reps = 3;
   bool quick = false;
   int cpu = -1;
@@ -72,65 +73,40 @@ struct options {
 
 // ---- a daemon of our own ----------------------------------------------------------
 
-class daemon_process {
-public:
-  daemon_process(const std::string& binary, std::size_t reps, double grow_at) {
-    dir_ = std::filesystem::temp_directory_path() / ("pool_latency." + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-    // Segments in tmpfs: on a disk-backed /tmp (ext4 here) a shared file mapping takes a
-    // write fault per page for dirty tracking, and the kernel writes it back to disk.
-    seg_dir_ = std::filesystem::path("/dev/shm") / ("pool_latency." + std::to_string(::getpid()));
-    std::filesystem::create_directories(seg_dir_);
-    socket_ = (dir_ / "shmd.sock").string();
-    const std::string cfg = (dir_ / "shmd.toml").string();
-    std::ofstream f(cfg);
-    f << "[daemon]\nsocket = \"" << socket_ << "\"\nlog_level = \"warning\"\n"
-      << "segment_dir = \"" << seg_dir_.string() << "\"\nhugepage_dir = \"\"\n";
-    for (const unsigned size : {64U, 256U})
-      f << "[[pool]]\nname = \"b" << size << "\"\nslot_size = " << size
-        << "\ncapacity = 1048576\nmax_capacity = 2097152\nhugepages = \"prefer\"\ncontexts = 8\n";
-    for (std::size_t r = 0; r < reps; ++r) {
-      for (const char* kind : {"grow", "pace"})
-        f << "[[pool]]\nname = \"" << kind << r << "\"\nslot_size = 64\ncapacity = 262144\n"
-          << "max_capacity = 8388608\nhugepages = \"prefer\"\ncontexts = 4\ngrow_at = " << grow_at
-          << "\n";
-    }
-    f.close();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::execl(binary.c_str(), binary.c_str(), "--config", cfg.c_str(), nullptr);
-      std::perror("exec shmd");
-      ::_exit(127);
-    }
-    for (int i = 0; i < 600; ++i) { // up to 60 s: first tiers are prefaulted first
-      try {
-        (void)slab::client::connect(socket_);
-        return;
-      } catch (const slab::error&) {
-        int st = 0;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) throw std::runtime_error("shmd exited at start");
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
-    throw std::runtime_error("shmd did not come up at " + socket_);
+/// shmd's config for the run: b64 and b256 for the cache-hit and handoff workloads, and
+/// per repetition a pool to grow in a burst and one to grow paced. Segments in tmpfs (the
+/// shmd_process default): on a disk-backed /tmp (ext4 here) a shared file mapping takes a
+/// write fault per page for dirty tracking, and the kernel writes it back to disk.
+slabtest::daemon_cfg daemon_config(const options& o) {
+  slabtest::daemon_cfg cfg;
+  cfg.binary = o.shmd;
+  cfg.log_level = "warning";
+  cfg.ready_timeout = std::chrono::seconds(60); // first tiers are prefaulted first
+  cfg.pools.clear();
+  for (const unsigned size : {64U, 256U}) {
+    slabtest::pool_cfg p;
+    p.name = "b" + std::to_string(size);
+    p.slot_size = size;
+    p.capacity = 1048576;
+    p.max_capacity = 2097152;
+    p.hugepages = "prefer";
+    p.contexts = 8;
+    cfg.pools.push_back(p);
   }
-  daemon_process(const daemon_process&) = delete;
-  daemon_process& operator=(const daemon_process&) = delete;
-  ~daemon_process() {
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-    std::filesystem::remove_all(seg_dir_, ec);
+  for (std::size_t r = 0; r < o.reps; ++r) {
+    for (const char* kind : {"grow", "pace"}) {
+      slabtest::pool_cfg p;
+      p.name = kind + std::to_string(r);
+      p.capacity = 262144;
+      p.max_capacity = 8388608;
+      p.hugepages = "prefer";
+      p.contexts = 4;
+      p.grow_at = o.grow_at;
+      cfg.pools.push_back(p);
+    }
   }
-  [[nodiscard]] const std::string& socket() const { return socket_; }
-
-private:
-  std::filesystem::path dir_, seg_dir_;
-  std::string socket_;
-  pid_t pid_ = -1;
-};
+  return cfg;
+}
 
 // ---- the pool as a peer ------------------------------------------------------------
 
@@ -655,7 +631,7 @@ struct runner {
 int run(const options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const plan pl = make_plan(o.quick);
-  daemon_process d(o.shmd, o.reps, o.grow_at);
+  slabtest::shmd_process d(daemon_config(o));
   latency::run_info info;
   latency::begin_run(info, "pool_latency", o.cpu, o.reps, o.quick);
   const int other_cpu = info.cpu == 0 ? 1 : info.cpu - 1;
@@ -664,12 +640,13 @@ int run(const options& o) {
     samples = std::max(samples, w.samples());
   latency::recorder rec(std::max<std::size_t>(samples, 4'000'000));
 
-  slab::client cl = slab::client::connect(d.socket());
+  slab::client cl = slab::client::connect(d.socket_path());
   open_pools pools{cl.open<Payload64>("b64"), cl.open<Payload256>("b256")};
   const std::vector<peer_entry> ps = make_peers(pools, info.cpu);
   std::vector<latency::row> rows;
   rows.reserve(256); // runner::row hands out references: no reallocation
-  runner run{o, pl, d.socket(), info, rows, rec, {rec, {info.tsc_hz, info.tsc_step, 0}}, other_cpu};
+  runner run{o,        pl, d.socket_path(), info, rows, rec, {rec, {info.tsc_hz, info.tsc_step, 0}},
+             other_cpu};
   for (std::size_t r = 0; r < o.reps; ++r) {
     slab::pool<Payload64> grow = cl.open<Payload64>("grow" + std::to_string(r));
     slab::pool<Payload64> pace = cl.open<Payload64>("pace" + std::to_string(r));
@@ -691,6 +668,9 @@ int run(const options& o) {
   targets::print(std::cout, vs);
   write_outputs(o, info, rows, vs);
   peers::dpdk::shutdown();
+  // What shmd logged (warnings and up: a tier on normal pages, a slow growth), which
+  // the figures above may owe something to.
+  if (const std::string said = d.stderr_text(); !said.empty()) std::cerr << "shmd:\n" << said;
   return 0;
 }
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "../workloads.hpp"
+#include "workloads.hpp"
 
 namespace peers::dpdk {
 

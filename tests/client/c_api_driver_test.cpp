@@ -3,13 +3,10 @@
 // exit 0 having printed every check it made.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
+#include <chrono>
 #include <string>
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include "daemon_fixture.hpp"
+#include <slabtest/daemon.hpp>
 
 #ifndef C_API_TEST_BINARY
 #error "C_API_TEST_BINARY must name the C test program (tests/client/CMakeLists.txt)"
@@ -32,34 +29,18 @@ daemon_cfg with_arena() {
   return cfg;
 }
 
-struct program_run {
-  slabtest::exit_status status;
-  std::string out;
-};
-
-program_run run_c_program(const daemon& d) {
-  const std::string out_path = d.dir().file("c_api_test.out");
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) slabtest::fail_errno("fork");
-  if (pid == 0) {
-    slabtest::die_with(parent);
-    const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(126);
-    ::setenv("SHMD_SOCKET", d.socket_path().c_str(), 1);
-    ::execl(C_API_TEST_BINARY, C_API_TEST_BINARY, static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  program_run r;
-  r.status = slabtest::wait_for_exit(pid, std::chrono::seconds(30));
-  r.out = slabtest::read_file(out_path);
-  return r;
+/// The C program against `d` (SHMD_SOCKET), its stdout and stderr in one file.
+slabtest::program_result run_c_program(const daemon& d) {
+  slabtest::program p;
+  p.binary = C_API_TEST_BINARY;
+  p.out_path = p.err_path = d.dir().file("c_api_test.out");
+  p.env = {{"SHMD_SOCKET", d.socket_path()}};
+  return slabtest::run_program(p, std::chrono::seconds(30));
 }
 
 TEST(c_api, the_c_program_passes_against_a_real_shmd) {
   daemon d(with_arena());
-  const program_run r = run_c_program(d);
+  const slabtest::program_result r = run_c_program(d);
   EXPECT_TRUE(r.status.ok()) << r.status.describe() << "\n" << r.out;
   EXPECT_TRUE(slabtest::contains(r.out, "c_api_test: all checks passed")) << r.out;
   // What the program says it saw, so that a program checking nothing cannot pass.
@@ -78,7 +59,7 @@ TEST(c_api, without_a_daemon_attach_fails_with_a_code_not_a_crash) {
   daemon d(with_arena());
   const std::string sock = d.socket_path();
   d.stop();
-  const program_run r = run_c_program(d);
+  const slabtest::program_result r = run_c_program(d);
   EXPECT_EQ(r.status.code(), 1) << r.status.describe() << "\n" << r.out;
   EXPECT_TRUE(slabtest::contains(r.out, "slab_attach(NULL, &c) == SLAB_OK")) << r.out;
   EXPECT_TRUE(slabtest::contains(r.out, "no shmd at " + sock)) << r.out;

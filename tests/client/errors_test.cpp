@@ -20,8 +20,8 @@
 #include <slab/platform/ipc.hpp>
 #include <slab/proto/protocol.hpp>
 
-#include "daemon_fixture.hpp"
-#include "pool_view.hpp"
+#include <slabtest/daemon.hpp>
+#include <slabtest/pool_view.hpp>
 
 namespace {
 

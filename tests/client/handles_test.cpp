@@ -14,7 +14,7 @@
 
 #include <slab/client.hpp>
 
-#include "daemon_fixture.hpp"
+#include <slabtest/daemon.hpp>
 
 namespace {
 

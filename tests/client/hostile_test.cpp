@@ -13,7 +13,7 @@
 
 #include <slab/client.hpp>
 
-#include "helpers.hpp"
+#include <slabtest/checks.hpp>
 
 namespace {
 

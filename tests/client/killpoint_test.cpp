@@ -26,7 +26,7 @@
 #include <slab/client.hpp>
 #include <slab/core/fault.hpp>
 
-#include "helpers.hpp"
+#include <slabtest/checks.hpp>
 
 static_assert(slab::core::fault::enabled,
               "link slab_client_fi, which builds everything with SLAB_FAULT_INJECTION");

@@ -5,7 +5,7 @@
 
 #include <slab/client.hpp>
 
-#include "helpers.hpp"
+#include <slabtest/checks.hpp>
 
 namespace {
 

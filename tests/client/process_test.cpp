@@ -22,8 +22,8 @@
 
 #include <slab/client.hpp>
 
-#include "daemon_fixture.hpp"
-#include "helpers.hpp"
+#include <slabtest/checks.hpp>
+#include <slabtest/daemon.hpp>
 
 namespace {
 

@@ -15,7 +15,7 @@
 
 #include <slab/client.hpp>
 
-#include "helpers.hpp"
+#include <slabtest/checks.hpp>
 
 namespace {
 

@@ -17,17 +17,17 @@
 #include <slab/platform/events.hpp>
 #include <slab/platform/files.hpp>
 #include <slab/platform/process.hpp>
+#include <slabtest/process.hpp>
 
 namespace {
 
 namespace sp = slab::platform;
 
-std::filesystem::path scratch(const std::string& name) {
-  const auto p = std::filesystem::temp_directory_path() /
-                 ("slab_platform_events_" + std::to_string(::getpid()) + "_" + name);
-  std::filesystem::remove_all(p);
-  return p;
-}
+/// A path that does not exist yet, in a directory that goes with the test.
+struct scratch {
+  slabtest::temp_dir dir;
+  std::filesystem::path operator()(const std::string& name) const { return dir.file(name); }
+};
 
 TEST(platform_events, poller_gives_back_the_tag_of_a_readable_fd) {
   auto p = sp::poller::create();
@@ -78,28 +78,24 @@ TEST(platform_events, wakeup_from_another_thread_ends_a_wait) {
 
 TEST(platform_events, signal_fd_reads_a_blocked_signal_and_threads_inherit_the_mask) {
   // In a child: blocking SIGUSR1 must not leak into the other tests' process.
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  const slabtest::exit_status st = slabtest::run_in_child([] {
     auto s = sp::signal_fd::block_and_open({SIGUSR1, SIGUSR2});
-    if (!s.ok()) ::_exit(2);
-    if (s.value().take() != 0) ::_exit(3); // nothing pending yet
+    if (!s.ok()) return 2;
+    if (s.value().take() != 0) return 3; // nothing pending yet
     // A thread started now inherits the mask: a signal sent to the process while this
     // thread runs is still queued on the fd, never delivered (which would kill us).
     std::thread t([] { ::kill(::getpid(), SIGUSR1); });
     t.join();
-    if (s.value().take() != SIGUSR1) ::_exit(4);
-    if (s.value().take() != 0) ::_exit(5);
-    ::_exit(sp::signal_name(SIGTERM).empty() ? 6 : 0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    if (s.value().take() != SIGUSR1) return 4;
+    if (s.value().take() != 0) return 5;
+    return sp::signal_name(SIGTERM).empty() ? 6 : 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
 }
 
 TEST(platform_files, read_file_reads_it_whole_and_names_the_path_on_error) {
-  const auto path = scratch("read.txt");
+  const scratch tmp;
+  const auto path = tmp("read.txt");
   const std::string text(20'000, 'x'); // more than one read's buffer
   {
     std::ofstream out(path);
@@ -129,7 +125,8 @@ TEST(platform_files, read_file_reads_it_whole_and_names_the_path_on_error) {
 }
 
 TEST(platform_files, make_directory_accepts_an_existing_one) {
-  const auto dir = scratch("dir");
+  const scratch tmp;
+  const auto dir = tmp("dir");
   ASSERT_TRUE(sp::make_directory(dir.string(), 0700).ok());
   EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_all);
@@ -142,21 +139,18 @@ TEST(platform_files, make_directory_accepts_an_existing_one) {
 }
 
 TEST(platform_files, lock_file_is_exclusive_across_processes_until_released) {
-  const auto path = scratch("lock");
+  const scratch tmp;
+  const auto path = tmp("lock");
   {
     auto held = sp::lock_file(path.string());
     ASSERT_TRUE(held.ok()) << held.error().what;
     EXPECT_TRUE(held.value().held());
     // flock locks belong to the open file description: another process's open is refused.
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
+    const slabtest::exit_status st = slabtest::run_in_child([&] {
       auto second = sp::lock_file(path.string());
-      ::_exit(!second.ok() && second.error().err == EWOULDBLOCK ? 0 : 1);
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      return !second.ok() && second.error().err == EWOULDBLOCK ? 0 : 1;
+    });
+    EXPECT_TRUE(st.ok()) << st.describe();
   }
   auto again = sp::lock_file(path.string());
   EXPECT_TRUE(again.ok()) << "released with its holder";

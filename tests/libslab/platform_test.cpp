@@ -33,6 +33,8 @@
 #include <slab/platform/locked_backing.hpp>
 #include <slab/platform/platform.hpp>
 #include <slab/slab.hpp>
+#include <slabtest/machine.hpp>
+#include <slabtest/process.hpp>
 
 namespace sp = slab::platform;
 using sp::page_policy;
@@ -42,7 +44,7 @@ namespace {
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
 
-bool is_root() { return ::geteuid() == 0; }
+using slabtest::is_root;
 bool contains(const std::string& s, std::string_view part) {
   return s.find(part) != std::string::npos;
 }
@@ -114,90 +116,13 @@ std::size_t kernel_page_size_of(const void* p) {
   return 0;
 }
 
-std::uint64_t read_sysctl(const char* path) {
-  std::ifstream in(path);
-  std::uint64_t v = 0;
-  in >> v;
-  return v;
-}
-bool write_sysctl(const char* path, std::uint64_t v) {
-  std::ofstream out(path);
-  out << v << '\n';
-  out.flush();
-  return static_cast<bool>(out);
-}
-
-constexpr const char* nr_hugepages_path = "/proc/sys/vm/nr_hugepages";
-
-/// Holds the hugepage pool at a given size for one test, then restores it. The flock
-/// serialises the test processes that touch the pool.
-class hugepage_pool {
-public:
-  /// Exactly `n` default-size hugepages reserved (n == 0: none), or a reason to skip.
-  explicit hugepage_pool(std::uint64_t n) {
-    lock_fd_ =
-        ::open("/tmp/slab-platform-test-hugepages.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX);
-    if (sp::query_hugepages().page_size == 0) {
-      why_ = "the kernel has no hugetlb support";
-    } else if (n == 0 && sp::query_hugepages().total == 0 &&
-               read_sysctl("/proc/sys/vm/nr_overcommit_hugepages") == 0) {
-      return; // already none: no change needed, root or not
-    } else if (!is_root()) {
-      why_ = "changing vm.nr_hugepages needs root";
-    } else {
-      set(n);
-    }
-  }
-  ~hugepage_pool() {
-    if (changed_) write_sysctl(nr_hugepages_path, previous_);
-    if (lock_fd_ >= 0) ::close(lock_fd_); // releases the flock
-  }
-  hugepage_pool(const hugepage_pool&) = delete;
-  hugepage_pool& operator=(const hugepage_pool&) = delete;
-
-  [[nodiscard]] bool ok() const { return why_.empty(); }
-  [[nodiscard]] const std::string& why() const { return why_; }
-
-private:
-  void set(std::uint64_t n) {
-    if (read_sysctl("/proc/sys/vm/nr_overcommit_hugepages") != 0) {
-      why_ = "vm.nr_overcommit_hugepages is not 0: surplus hugepages would blur the test";
-      return;
-    }
-    previous_ = read_sysctl(nr_hugepages_path);
-    changed_ = true;
-    if (!write_sysctl(nr_hugepages_path, n) || sp::query_hugepages().available() != n) {
-      why_ = "could not get exactly " + std::to_string(n) + " free hugepages (memory fragmented?)";
-    }
-  }
-
-  int lock_fd_ = -1;
-  std::uint64_t previous_ = 0;
-  bool changed_ = false;
-  std::string why_;
-};
+using hugepage_pool = slabtest::hugepage_reserve;
 
 #define SLAB_NEED_POOL(pool)                                                                       \
   if (!(pool).ok()) GTEST_SKIP() << (pool).why()
 
-/// Runs f in a forked child and returns its exit code (128 + signal if it died). The
-/// child leaves with _Exit, so nothing of gtest's runs twice.
-template <class F> int run_in_child(F f) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 98;
-    try {
-      code = f();
-    } catch (...) {}
-    std::fflush(nullptr);
-    std::_Exit(code);
-  }
-  int st = 0;
-  if (pid < 0 || ::waitpid(pid, &st, 0) != pid) return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+/// Runs f in a forked child; its exit code (-1 if it did not exit).
+template <class F> int run_in_child(F f) { return slabtest::run_in_child(f).code(); }
 constexpr int child_skip = 77;
 
 /// Fresh anonymous memory that no one has touched, for the functions that take an

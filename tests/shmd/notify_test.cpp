@@ -9,189 +9,35 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <stdexcept>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <vector>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#ifndef SHMD_BINARY
-#error "SHMD_BINARY must name the shmd executable (tests/shmd/CMakeLists.txt sets it)"
-#endif
-
-extern char** environ;
+#include <slabtest/daemon.hpp>
 
 namespace {
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
+using slabtest::notification;
 
-struct message {
-  clock_type::time_point at;
-  std::string text; // one VAR=value assignment
-};
-
-/// A temporary directory with the notify socket and shmd's config; the running daemon.
-class daemon_under_test {
-public:
-  daemon_under_test() {
-    char tmpl[] = "/tmp/shmd_notify_XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    const std::string notify = dir_ + "/notify.sock";
-    notify_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    notify.copy(a.sun_path, sizeof a.sun_path - 1);
-    if (notify_ < 0 || ::bind(notify_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-      throw std::runtime_error("cannot bind " + notify);
-    }
-    // A small pool on normal pages, segments as memfds (nothing left behind).
-    std::ofstream(dir_ + "/shmd.toml") << "[daemon]\n"
-                                       << "socket = \"" << dir_ << "/shmd.sock\"\n"
-                                       << "segment_dir = \"\"\n"
-                                       << "hugepage_dir = \"\"\n"
-                                       << "[[pool]]\n"
-                                       << "name = \"notify\"\n"
-                                       << "slot_size = 64\n"
-                                       << "capacity = 4096\n"
-                                       << "hugepages = \"off\"\n";
-    env_.push_back("NOTIFY_SOCKET=" + notify);
-  }
-  ~daemon_under_test() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::close(notify_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  daemon_under_test(const daemon_under_test&) = delete;
-  daemon_under_test& operator=(const daemon_under_test&) = delete;
-
-  /// Starts shmd. `watchdog_usec` > 0 sets WATCHDOG_USEC; WATCHDOG_PID is the daemon's
-  /// own pid unless `watchdog_pid_other`, then pid 1 (a watchdog meant for another).
-  void start(unsigned watchdog_usec, bool watchdog_pid_other = false) {
-    if (watchdog_usec > 0) env_.push_back("WATCHDOG_USEC=" + std::to_string(watchdog_usec));
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view v(*e);
-      if (v.rfind("NOTIFY_SOCKET=", 0) != 0 && v.rfind("WATCHDOG_", 0) != 0) env.emplace_back(v);
-    }
-    env.insert(env.end(), env_.begin(), env_.end());
-    // WATCHDOG_PID is only known in the child, after fork: its digits are written into
-    // this buffer there (no allocation between fork and exec).
-    std::string pid_var =
-        watchdog_pid_other ? "WATCHDOG_PID=1" : "WATCHDOG_PID=" + std::string(20, '\0');
-    std::vector<char*> envp;
-    for (auto& s : env)
-      envp.push_back(s.data());
-    envp.push_back(pid_var.data());
-    envp.push_back(nullptr);
-    const std::string config = dir_ + "/shmd.toml";
-    const std::string bin = SHMD_BINARY;
-    std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
-                            const_cast<char*>(config.c_str()), nullptr};
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (!watchdog_pid_other) write_digits(pid_var.data() + 13, static_cast<unsigned>(::getpid()));
-      ::execve(bin.c_str(), argv.data(), envp.data());
-      ::_exit(127);
-    }
-    ASSERT_GT(pid_, 0) << "fork failed";
-  }
-
-  /// Collects messages until `until` holds for one, `within` passes, or shmd exits.
-  /// Returns whether `until` was met.
-  template <class Pred> bool collect(std::chrono::milliseconds within, Pred until) {
-    const auto end = clock_type::now() + within;
-    for (auto now = clock_type::now(); now < end; now = clock_type::now()) {
-      pollfd p{notify_, POLLIN, 0};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - now);
-      if (::poll(&p, 1, static_cast<int>(std::min<long>(left.count() + 1, 50))) <= 0) {
-        if (exited()) return false;
-        continue;
-      }
-      char buf[4096];
-      const ssize_t n = ::recv(notify_, buf, sizeof buf, 0);
-      if (n <= 0) continue;
-      const auto at = clock_type::now();
-      std::string all(buf, static_cast<std::size_t>(n));
-      bool met = false;
-      for (std::size_t b = 0; b < all.size();) { // one datagram may carry several lines
-        std::size_t e = all.find('\n', b);
-        if (e == std::string::npos) e = all.size();
-        if (e > b) {
-          got_.push_back({at, all.substr(b, e - b)});
-          met = met || until(got_.back().text);
-        }
-        b = e + 1;
-      }
-      if (met) return true;
-    }
-    return false;
-  }
-  bool collect_for(std::chrono::milliseconds d) {
-    return collect(d, [](const std::string&) { return false; });
-  }
-
-  void terminate() { ::kill(pid_, SIGTERM); }
-  /// The exit status once shmd exited within `within`, else -1.
-  int wait_exit(std::chrono::milliseconds within) {
-    const auto end = clock_type::now() + within;
-    while (clock_type::now() < end) {
-      if (exited()) return status_;
-      std::this_thread::sleep_for(10ms);
-    }
-    return -1;
-  }
-
-  [[nodiscard]] const std::vector<message>& messages() const { return got_; }
-
-private:
-  static void write_digits(char* out, unsigned v) {
-    char tmp[20];
-    int n = 0;
-    do {
-      tmp[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (n > 0)
-      *out++ = tmp[--n];
-    *out = '\0';
-  }
-  bool exited() {
-    if (pid_ <= 0) return true;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) != pid_) return false;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    pid_ = -1;
-    return true;
-  }
-
-  std::string dir_;
-  int notify_ = -1;
-  std::vector<std::string> env_;
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::vector<message> got_;
-};
+/// shmd on a small pool of normal pages, segments as memfds (nothing left behind), its
+/// notify socket read to the end; `watchdog_usec` > 0 sets WATCHDOG_USEC (WATCHDOG_PID
+/// its own pid unless `for_another`, then pid 1: a watchdog meant for another process).
+/// The constructor returns once READY=1 came (it throws if none within 20 s).
+slabtest::daemon_cfg under_systemd(unsigned watchdog_usec, bool for_another = false) {
+  slabtest::daemon_cfg cfg;
+  cfg.pools[0].name = "notify";
+  cfg.segment_dir = "";
+  cfg.keep_notify = true;
+  if (watchdog_usec > 0) cfg.watchdog_usec = watchdog_usec;
+  cfg.watchdog_for_another = for_another;
+  return cfg;
+}
 
 bool is(const std::string& text, const char* what) { return text == what; }
 bool starts(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
 
-std::string dump(const std::vector<message>& ms) {
+std::string dump(const std::vector<notification>& ms) {
   std::string s;
   const auto t0 = ms.empty() ? clock_type::now() : ms.front().at;
   for (const auto& m : ms) {
@@ -202,24 +48,27 @@ std::string dump(const std::vector<message>& ms) {
   return s;
 }
 
-TEST(notify, ready_status_watchdog_stopping_in_order_and_on_time) {
-  daemon_under_test d;
-  ASSERT_NO_FATAL_FAILURE(d.start(200000)); // WatchdogSec=200ms: a ping every ~100 ms
-  ASSERT_TRUE(d.collect(20s, [](const std::string& t) { return is(t, "READY=1"); }))
-      << "no READY=1 within 20 s:\n"
-      << dump(d.messages());
-  const auto ready_at = d.messages().back().at;
-  // The worker publishes STATUS= every second; the watchdog pings meanwhile.
-  d.collect_for(2500ms);
-  d.terminate();
-  const auto term_at = clock_type::now();
-  ASSERT_TRUE(d.collect(10s, [](const std::string& t) { return is(t, "STOPPING=1"); }))
-      << "no STOPPING=1 within 10 s of SIGTERM:\n"
-      << dump(d.messages());
-  EXPECT_EQ(d.wait_exit(10s), 0) << "shmd did not exit cleanly on SIGTERM";
-  d.collect_for(300ms); // nothing may follow STOPPING=1
+bool stopping(const std::string& t) { return is(t, "STOPPING=1"); }
+bool nothing(const std::string&) { return false; }
 
-  const auto& ms = d.messages();
+TEST(notify, ready_status_watchdog_stopping_in_order_and_on_time) {
+  slabtest::daemon d(under_systemd(200000)); // WatchdogSec=200ms: a ping every ~100 ms
+  const std::vector<notification> first = d.notifications();
+  const auto ready_note = std::find_if(first.begin(), first.end(),
+                                       [](const notification& n) { return is(n.text, "READY=1"); });
+  ASSERT_NE(ready_note, first.end()) << dump(first);
+  const auto ready_at = ready_note->at;
+  // The worker publishes STATUS= every second; the watchdog pings meanwhile.
+  d.await_notification(nothing, 2500ms);
+  d.signal(SIGTERM);
+  const auto term_at = clock_type::now();
+  ASSERT_TRUE(d.await_notification(stopping, 10s)) << "no STOPPING=1 within 10 s of SIGTERM:\n"
+                                                   << dump(d.notifications());
+  const slabtest::exit_status ended = d.wait_exit(10s);
+  EXPECT_TRUE(ended.ok()) << "shmd did not exit cleanly on SIGTERM: " << ended.describe();
+  d.await_notification(nothing, 300ms); // nothing may follow STOPPING=1
+
+  const std::vector<notification> ms = d.notifications();
   const std::string all = dump(ms);
   std::size_t ready = ms.size(), status = ms.size(), stopping = ms.size();
   int pings = 0, pings_first_second = 0;
@@ -256,31 +105,23 @@ TEST(notify, ready_status_watchdog_stopping_in_order_and_on_time) {
 }
 
 TEST(notify, no_watchdog_pings_when_it_is_meant_for_another_process) {
-  daemon_under_test d;
-  ASSERT_NO_FATAL_FAILURE(d.start(200000, /*watchdog_pid_other=*/true));
-  ASSERT_TRUE(d.collect(20s, [](const std::string& t) { return is(t, "READY=1"); }))
-      << dump(d.messages());
-  d.collect_for(1000ms);
-  d.terminate();
-  ASSERT_TRUE(d.collect(10s, [](const std::string& t) { return is(t, "STOPPING=1"); }))
-      << dump(d.messages());
-  EXPECT_EQ(d.wait_exit(10s), 0);
-  for (const auto& m : d.messages())
-    EXPECT_NE(m.text, "WATCHDOG=1") << dump(d.messages());
+  slabtest::daemon d(under_systemd(200000, /*for_another=*/true));
+  d.await_notification(nothing, 1000ms);
+  d.signal(SIGTERM);
+  ASSERT_TRUE(d.await_notification(stopping, 10s)) << dump(d.notifications());
+  EXPECT_TRUE(d.wait_exit(10s).ok());
+  for (const notification& m : d.notifications())
+    EXPECT_NE(m.text, "WATCHDOG=1") << dump(d.notifications());
 }
 
 TEST(notify, no_watchdog_pings_without_watchdog_usec) {
-  daemon_under_test d;
-  ASSERT_NO_FATAL_FAILURE(d.start(0));
-  ASSERT_TRUE(d.collect(20s, [](const std::string& t) { return is(t, "READY=1"); }))
-      << dump(d.messages());
-  d.collect_for(1000ms);
-  d.terminate();
-  ASSERT_TRUE(d.collect(10s, [](const std::string& t) { return is(t, "STOPPING=1"); }))
-      << dump(d.messages());
-  EXPECT_EQ(d.wait_exit(10s), 0);
-  for (const auto& m : d.messages())
-    EXPECT_NE(m.text, "WATCHDOG=1") << dump(d.messages());
+  slabtest::daemon d(under_systemd(0));
+  d.await_notification(nothing, 1000ms);
+  d.signal(SIGTERM);
+  ASSERT_TRUE(d.await_notification(stopping, 10s)) << dump(d.notifications());
+  EXPECT_TRUE(d.wait_exit(10s).ok());
+  for (const notification& m : d.notifications())
+    EXPECT_NE(m.text, "WATCHDOG=1") << dump(d.notifications());
 }
 
 } // namespace

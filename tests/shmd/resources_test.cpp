@@ -36,9 +36,10 @@
 #include <slab/client.hpp>
 #include <slab/platform/platform.hpp>
 
-#include "daemon_fixture.hpp"
-#include "helpers.hpp"
-#include "ledger.hpp"
+#include <slabtest/checks.hpp>
+#include <slabtest/daemon.hpp>
+#include <slabtest/ledger.hpp>
+#include <slabtest/machine.hpp>
 
 namespace {
 
@@ -54,63 +55,11 @@ using slabtest::temp_dir;
 constexpr std::uint32_t nobody = 65534;
 constexpr std::uint64_t KiB = 1024;
 
-bool is_root() { return ::geteuid() == 0; }
+using slabtest::is_root;
 
 // ---- machine state, changed for one test and restored --------------------------------
 
-std::uint64_t read_number(const std::string& path) {
-  std::ifstream in(path);
-  std::uint64_t v = 0;
-  in >> v;
-  return v;
-}
-
-bool write_number(const std::string& path, std::uint64_t v) {
-  std::ofstream out(path);
-  out << v << '\n';
-  out.flush();
-  return static_cast<bool>(out);
-}
-
-/// Exactly `n` free default-size hugepages for one test, the previous vm.nr_hugepages
-/// restored after. The flock (the one platform_test takes) keeps the test binaries that
-/// resize the pool from doing it at once.
-class hugepage_reserve {
-public:
-  explicit hugepage_reserve(std::uint64_t n) {
-    lock_ = slabtest::fd_handle(
-        ::open("/tmp/slab-platform-test-hugepages.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (lock_.get() >= 0) ::flock(lock_.get(), LOCK_EX);
-    if (slab::platform::query_hugepages().page_size == 0) {
-      why_ = "the kernel has no hugetlb support";
-    } else if (!is_root()) {
-      why_ = "changing vm.nr_hugepages needs root";
-    } else if (read_number(overcommit) != 0) {
-      why_ = "vm.nr_overcommit_hugepages is not 0: surplus hugepages would blur the test";
-    } else {
-      previous_ = read_number(nr_hugepages);
-      changed_ = true;
-      if (!write_number(nr_hugepages, n) || slab::platform::query_hugepages().available() != n)
-        why_ = "could not get exactly " + std::to_string(n) + " free hugepages (in use elsewhere?)";
-    }
-  }
-  ~hugepage_reserve() {
-    if (changed_) write_number(nr_hugepages, previous_);
-  }
-  hugepage_reserve(const hugepage_reserve&) = delete;
-  hugepage_reserve& operator=(const hugepage_reserve&) = delete;
-
-  [[nodiscard]] bool ok() const { return why_.empty(); }
-  [[nodiscard]] const std::string& why() const { return why_; }
-
-private:
-  static constexpr const char* nr_hugepages = "/proc/sys/vm/nr_hugepages";
-  static constexpr const char* overcommit = "/proc/sys/vm/nr_overcommit_hugepages";
-  slabtest::fd_handle lock_;
-  std::uint64_t previous_ = 0;
-  bool changed_ = false;
-  std::string why_;
-};
+using slabtest::hugepage_reserve;
 
 /// Mounts from here on stay in this process (and its children): a test that dies
 /// leaves no mount on the host. Once per process; false when it cannot (the mounts are

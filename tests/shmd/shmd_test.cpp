@@ -21,8 +21,8 @@
 
 #include <slab/client.hpp>
 
-#include "../../client/examples/order.hpp"
-#include "helpers.hpp"
+#include "examples/order.hpp"
+#include <slabtest/checks.hpp>
 
 namespace {
 

@@ -5,17 +5,14 @@
 // does not fail it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
-#include <string>
 #include <thread>
+#include <vector>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+#include <slabtest/shmd.hpp>
 
 #include "shmd/watchdog.hpp"
 
@@ -24,49 +21,31 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-/// A datagram socket bound to a fresh path, exported as NOTIFY_SOCKET.
+/// The stand-in for systemd's notify socket, exported as NOTIFY_SOCKET while it lives.
 class notify_listener {
 public:
-  notify_listener() {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("shmd_watchdog_test_" + std::to_string(::getpid()) + ".sock"))
-                .string();
-    ::unlink(path_.c_str());
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    path_.copy(a.sun_path, sizeof a.sun_path - 1);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-      ADD_FAILURE() << "cannot bind " << path_;
-    }
-    ::setenv("NOTIFY_SOCKET", path_.c_str(), 1);
+  notify_listener() : socket_(dir_.file("notify.sock")) {
+    ::setenv("NOTIFY_SOCKET", socket_.path().c_str(), 1);
   }
-  ~notify_listener() {
-    ::unsetenv("NOTIFY_SOCKET");
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
+  ~notify_listener() { ::unsetenv("NOTIFY_SOCKET"); }
   notify_listener(const notify_listener&) = delete;
   notify_listener& operator=(const notify_listener&) = delete;
 
   /// WATCHDOG=1 datagrams received within `window`.
   int count_pings(std::chrono::milliseconds window) {
-    int n = 0;
+    std::vector<slabtest::notification> got;
     const auto end = clock_type::now() + window;
     for (auto now = clock_type::now(); now < end; now = clock_type::now()) {
-      pollfd p{fd_, POLLIN, 0};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - now);
-      if (::poll(&p, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
-      char buf[256];
-      const ssize_t len = ::recv(fd_, buf, sizeof buf, 0);
-      if (len > 0 && std::string(buf, static_cast<std::size_t>(len)) == "WATCHDOG=1") ++n;
+      socket_.receive(got, left + 1ms);
     }
-    return n;
+    return static_cast<int>(std::count_if(got.begin(), got.end(),
+                                          [](const auto& n) { return n.text == "WATCHDOG=1"; }));
   }
 
 private:
-  std::string path_;
-  int fd_ = -1;
+  slabtest::temp_dir dir_;
+  slabtest::notify_socket socket_;
 };
 
 /// Beats the main and worker heartbeats every 5 ms, each while its flag is set.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -25,8 +26,8 @@
 #include <slab/client.hpp>
 #include <slab/observer.hpp>
 
-#include "../client/daemon_fixture.hpp"
-#include "../client/pool_view.hpp"
+#include <slabtest/daemon.hpp>
+#include <slabtest/pool_view.hpp>
 
 #ifndef SLABCTL_BINARY
 #error "SLABCTL_BINARY must name the slabctl executable (tests/slabctl/CMakeLists.txt)"
@@ -55,29 +56,14 @@ struct run_result {
 run_result run_slabctl(const std::vector<std::string>& args,
                        std::optional<std::uint32_t> uid = {}) {
   slabtest::temp_dir dir;
-  const std::string out = dir.file("out"), err = dir.file("err");
-  std::vector<std::string> argv_s{uid ? slabtest::executable_for_anyone(SLABCTL_BINARY)
-                                      : std::string(SLABCTL_BINARY)};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    slabtest::die_with(parent);
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(126);
-    if (uid && (::setgroups(0, nullptr) != 0 || ::setgid(*uid) != 0 || ::setuid(*uid) != 0))
-      ::_exit(125);
-    std::vector<char*> argv;
-    for (std::string& s : argv_s)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  const slabtest::exit_status st = slabtest::wait_for_exit(pid, 60s);
-  return {st.code(), slabtest::read_file(out), slabtest::read_file(err)};
+  slabtest::program p;
+  p.binary = SLABCTL_BINARY;
+  p.args = args;
+  p.out_path = dir.file("out");
+  p.err_path = dir.file("err");
+  p.run_as = uid;
+  const slabtest::program_result r = slabtest::run_program(p, 60s);
+  return {r.status.code(), r.out, r.err};
 }
 
 /// The words of `text`, split at whitespace.

@@ -17,8 +17,8 @@ std::string exit_status::describe() const {
   if (timed_out) return "did not finish in time (killed)";
   if (WIFEXITED(raw)) return "exited with code " + std::to_string(WEXITSTATUS(raw));
   if (WIFSIGNALED(raw)) {
-    return "killed by signal " + std::to_string(WTERMSIG(raw)) + " (" +
-           ::strsignal(WTERMSIG(raw)) + ")";
+    return "killed by signal " + std::to_string(WTERMSIG(raw)) + " (" + ::strsignal(WTERMSIG(raw)) +
+           ")";
   }
   return "ended with wait status " + std::to_string(raw);
 }

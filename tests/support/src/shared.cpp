@@ -15,8 +15,8 @@ std::size_t whole_pages(std::size_t bytes) { return (bytes + 4095) / 4096 * 4096
 } // namespace
 
 void* map_shared(std::size_t bytes) {
-  void* p = ::mmap(nullptr, whole_pages(bytes), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p = ::mmap(nullptr, whole_pages(bytes), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
   if (p == MAP_FAILED) fail_errno("mmap shared memory for the test");
   return p;
 }

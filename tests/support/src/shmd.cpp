@@ -161,9 +161,8 @@ bool shmd_run::said_ready() const {
   return false;
 }
 
-shmd_run run_shmd(const temp_dir& dir, const std::vector<std::string>& args,
-                  milliseconds timeout, std::optional<std::uint32_t> run_as,
-                  std::optional<std::uint64_t> memlock_limit) {
+shmd_run run_shmd(const temp_dir& dir, const std::vector<std::string>& args, milliseconds timeout,
+                  std::optional<std::uint32_t> run_as, std::optional<std::uint64_t> memlock_limit) {
   static int serial = 0;
   const std::string tag = "run" + std::to_string(++serial);
   notify_socket notify(dir.file(tag + ".notify"));
@@ -254,8 +253,8 @@ void shmd_process::await_ready() {
     if (std::chrono::steady_clock::now() >= deadline) {
       stop(0ms);
       throw std::runtime_error("shmd sent no READY=1 within " +
-                               std::to_string(cfg_.ready_timeout.count()) +
-                               " ms; its stderr:\n" + stderr_text());
+                               std::to_string(cfg_.ready_timeout.count()) + " ms; its stderr:\n" +
+                               stderr_text());
     }
   }
 }
