@@ -485,13 +485,8 @@ TEST(shmd_client_death, context_outlives_the_socket_until_the_process_exits) {
     {
       slabtest::raw_connection conn(d.socket_path());
       conn.hello();
-      slab::proto::open_req o;
-      slab::proto::set_text(o.pool, "test");
-      o.type_size = 8;
-      o.type_align = 8;
-      conn.send(o);
       std::vector<slab::platform::unique_fd> fds;
-      ctx = conn.expect<slab::proto::opened>(fds).context;
+      ctx = conn.open("test", 8, 8, fds).context;
     } // the connection closes here; the process lives on
     CHILD_CHECK(slabtest::send_value(from_child.write_end.get(), ctx));
     char go = 0;

@@ -556,13 +556,8 @@ TEST(slabctl_audit, a_client_in_the_middle_of_a_step_is_not_a_violation) {
   daemon d;
   slabtest::raw_connection conn(d.socket_path());
   conn.hello();
-  slab::proto::open_req o;
-  slab::proto::set_text(o.pool, "test");
-  o.type_size = 8;
-  o.type_align = 8;
-  conn.send(o);
   std::vector<slab::platform::unique_fd> fds;
-  const auto opened = conn.expect<slab::proto::opened>(fds);
+  const auto opened = conn.open("test", 8, 8, fds);
   auto m = slab::mapped::pool_map::attach(std::move(fds[0]), /*writable=*/true);
   ASSERT_TRUE(m.ok()) << m.error().what;
   std::atomic<std::uint32_t>& op = m.value()->context(opened.context).intent.op;

@@ -79,6 +79,18 @@ public:
     (void)expect<proto::welcome>(fds);
   }
 
+  /// Opens `pool` for values of `size` and `align` bytes, as a client would: the answer,
+  /// with the pool's fds in `fds` (a context registered to this connection).
+  proto::opened open(std::string_view pool, std::uint32_t size, std::uint32_t align,
+                     std::vector<platform::unique_fd>& fds) {
+    proto::open_req o;
+    proto::set_text(o.pool, pool);
+    o.type_size = size;
+    o.type_align = align;
+    send(o);
+    return expect<proto::opened>(fds);
+  }
+
 private:
   platform::unique_fd sock_;
 };
