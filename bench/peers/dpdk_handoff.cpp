@@ -1,0 +1,242 @@
+// dpdk_handoff: the cross-process handoff (handoff.hpp) for DPDK's rte_mempool, run the
+// way a DPDK user shares a mempool between processes: an EAL primary (process A, this
+// one) creates the mempool (per-lcore cache of 512, DPDK's largest) and the ring in a
+// memzone, and execs an EAL secondary (process B) on the other CPU, which looks both up
+// by name in the shared hugepage memory; each process uses its own lcore's cache. A
+// passes B the object's address: hugepage memory sits at the same address in both.
+//
+//   dpdk_handoff --cpu-a A --cpu-b B --n N --hz HZ --step S --overhead O --out FILE
+//
+// FILE receives three latency::stats (A: get, B: get+erase, stamp-to-get), computed
+// with the caller's clock (its TSC rate, step and timer overhead) so that the figures
+// stand beside the other peers'. Needs root and free hugepages: multi-process EAL maps
+// hugetlbfs files, so A mounts a private hugetlbfs for the run (unmounted after). Exit 0
+// done, 3 cannot run on this machine (the reason on stdout), 1 failed.
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_memzone.h>
+#include <rte_mempool.h>
+
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "handoff.hpp"
+
+namespace {
+
+constexpr const char* pool_name = "slab_handoff";
+constexpr const char* ring_name = "slab_handoff_ring";
+constexpr unsigned cache_size = 512;     // RTE_MEMPOOL_CACHE_MAX_SIZE
+constexpr unsigned objects = 4096 + 2 * cache_size;
+constexpr unsigned eal_megabytes = 16; // the mempool (5K objects) and the ring need about 1 MiB
+
+struct options {
+  int cpu_a = -1, cpu_b = -1;
+  std::size_t n = 0;
+  latency::clock_info clk{};
+  std::string out;
+  // the secondary's: the primary's file prefix and hugetlbfs mount
+  std::string secondary_prefix, huge_dir;
+};
+
+[[noreturn]] void cannot_run(const std::string& why) {
+  std::printf("%s\n", why.c_str());
+  std::exit(3);
+}
+
+std::size_t free_hugepage_megabytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  std::size_t free_pages = 0, kb = 0, v = 0;
+  while (f >> key >> v) {
+    if (key == "HugePages_Free:") free_pages = v;
+    if (key == "Hugepagesize:") kb = v;
+    f.ignore(256, '\n');
+  }
+  return free_pages * kb / 1024;
+}
+
+void eal_init(const std::string& type, const std::string& prefix, const std::string& huge_dir,
+              int cpu) {
+  std::vector<std::string> args = {"dpdk_handoff",
+                                   "--proc-type=" + type,
+                                   "--file-prefix",
+                                   prefix,
+                                   "--huge-dir",
+                                   huge_dir,
+                                   "-l",
+                                   std::to_string(cpu),
+                                   "--no-pci",
+                                   "--no-telemetry",
+                                   "--log-level",
+                                   "*:error"};
+  if (type == "primary") args.insert(args.end(), {"-m", std::to_string(eal_megabytes)});
+  std::vector<char*> argv;
+  for (std::string& a : args)
+    argv.push_back(a.data());
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
+    throw std::runtime_error(type + " EAL init: " + rte_strerror(rte_errno));
+}
+
+/// B: the secondary.
+int secondary(const options& o) {
+  eal_init("secondary", o.secondary_prefix, o.huge_dir, o.cpu_b);
+  rte_mempool* mp = rte_mempool_lookup(pool_name);
+  const rte_memzone* mz = rte_memzone_lookup(ring_name);
+  if (mp == nullptr || mz == nullptr) throw std::runtime_error("secondary: lookup failed");
+  auto& r = *static_cast<handoff::ring*>(mz->addr);
+  struct side {
+    rte_mempool* mp;
+    peers::Payload64* get(std::uint64_t raw) {
+      return reinterpret_cast<peers::Payload64*>(static_cast<std::uintptr_t>(raw));
+    }
+    void erase(std::uint64_t raw) {
+      peers::Payload64* v = get(raw);
+      std::destroy_at(v);
+      rte_mempool_put(mp, v);
+    }
+  };
+  handoff::consume(r, side{mp}, o.clk, o.n);
+  rte_eal_cleanup();
+  return 0;
+}
+
+/// A private hugetlbfs mount for the run, removed after.
+class huge_mount {
+public:
+  huge_mount() {
+    char tmpl[] = "/tmp/dpdk_handoff.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) cannot_run("mkdtemp failed");
+    dir_ = tmpl;
+    if (::mount("nodev", dir_.c_str(), "hugetlbfs", 0, nullptr) != 0) {
+      const std::string why = std::strerror(errno);
+      std::filesystem::remove(dir_);
+      cannot_run("cannot mount hugetlbfs for the EAL primary (" + why + "): needs root");
+    }
+  }
+  ~huge_mount() {
+    ::umount2(dir_.c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove(dir_, ec);
+  }
+  huge_mount(const huge_mount&) = delete;
+  huge_mount& operator=(const huge_mount&) = delete;
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+
+private:
+  std::string dir_;
+};
+
+/// Starts this program again as the secondary.
+pid_t start_secondary(const options& o, const std::string& prefix, const std::string& dir) {
+  const std::vector<std::string> args = {
+      "/proc/self/exe", "--secondary", prefix, "--huge-dir", dir,
+      "--cpu-a",        std::to_string(o.cpu_a), "--cpu-b",  std::to_string(o.cpu_b),
+      "--n",            std::to_string(o.n),     "--hz",     std::to_string(o.clk.hz),
+      "--step",         std::to_string(o.clk.step), "--overhead", std::to_string(o.clk.overhead),
+      "--out",          o.out};
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (std::string& a : copy)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execv("/proc/self/exe", argv.data());
+    std::perror("exec the secondary");
+    ::_exit(127);
+  }
+  return pid;
+}
+
+/// A: the primary.
+int primary(const options& o) {
+  if (::geteuid() != 0) cannot_run("multi-process EAL needs root (a hugetlbfs mount)");
+  if (free_hugepage_megabytes() < eal_megabytes + 8)
+    cannot_run("multi-process EAL needs hugepages: fewer than " +
+               std::to_string(eal_megabytes + 8) + " MiB free (bench/run --hugepages N)");
+  huge_mount huge;
+  const std::string prefix = "slab_handoff_" + std::to_string(::getpid());
+  eal_init("primary", prefix, huge.dir(), o.cpu_a);
+  rte_mempool* mp = rte_mempool_create(pool_name, objects, sizeof(peers::Payload64), cache_size,
+                                       0, nullptr, nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
+  const rte_memzone* mz = rte_memzone_reserve(ring_name, sizeof(handoff::ring), SOCKET_ID_ANY, 0);
+  if (mp == nullptr || mz == nullptr)
+    throw std::runtime_error(std::string("primary: mempool or memzone: ") + rte_strerror(rte_errno));
+  auto& r = *::new (mz->addr) handoff::ring();
+  const pid_t b = start_secondary(o, prefix, huge.dir());
+  latency::recorder rec(o.n);
+  int st = 0;
+  const bool started = handoff::produce(
+      r, rec, o.n, [&] { return ::waitpid(b, &st, WNOHANG) != b; },
+      [&](const peers::Payload64& v) {
+        void* p = nullptr;
+        if (rte_mempool_get(mp, &p) != 0) throw std::bad_alloc();
+        return static_cast<std::uint64_t>(
+            reinterpret_cast<std::uintptr_t>(::new (p) peers::Payload64(v)));
+      });
+  if (started) ::waitpid(b, &st, 0);
+  const bool ok = started && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (ok) {
+    const latency::stats out[3] = {latency::summarize(rec.samples(), o.clk), r.results[0],
+                                   r.results[1]};
+    std::ofstream f(o.out, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(out), sizeof out);
+    if (!f) throw std::runtime_error("cannot write " + o.out);
+  }
+  rte_mempool_free(mp);
+  rte_memzone_free(mz);
+  const std::string runtime = rte_eal_get_runtime_dir();
+  rte_eal_cleanup();
+  std::error_code ec;
+  std::filesystem::remove_all(runtime, ec);
+  if (!ok) throw std::runtime_error("the secondary (B) failed");
+  return 0;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--cpu-a") o.cpu_a = std::stoi(v);
+    else if (a == "--cpu-b") o.cpu_b = std::stoi(v);
+    else if (a == "--n") o.n = std::stoull(v);
+    else if (a == "--hz") o.clk.hz = std::stod(v);
+    else if (a == "--step") o.clk.step = std::stoull(v);
+    else if (a == "--overhead") o.clk.overhead = std::stod(v);
+    else if (a == "--out") o.out = v;
+    else if (a == "--secondary") o.secondary_prefix = v;
+    else if (a == "--huge-dir") o.huge_dir = v;
+    else throw std::runtime_error("unknown option " + a);
+  }
+  if (o.cpu_a < 0 || o.cpu_b < 0 || o.n == 0 || o.clk.hz <= 0 || o.out.empty())
+    throw std::runtime_error("usage: dpdk_handoff --cpu-a A --cpu-b B --n N --hz HZ --step S "
+                             "--overhead O --out FILE");
+  return o;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const options o = parse(argc, argv);
+    return o.secondary_prefix.empty() ? primary(o) : secondary(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dpdk_handoff: %s\n", e.what());
+    return 1;
+  }
+}
