@@ -165,6 +165,8 @@ pid_t start_secondary(const options& o, const std::string& prefix, const std::st
 
 /// A: the primary.
 int primary(const options& o) {
+  if (o.cpu_a == o.cpu_b) // one lcore id in both processes would share one lcore cache
+    cannot_run("the handoff needs two CPUs (A and B on " + std::to_string(o.cpu_a) + ")");
   if (::geteuid() != 0) cannot_run("multi-process EAL needs root (a hugetlbfs mount)");
   if (free_hugepage_megabytes() < eal_megabytes + 8)
     cannot_run("multi-process EAL needs hugepages: fewer than " +
