@@ -15,8 +15,8 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
-#include <rte_memzone.h>
 #include <rte_mempool.h>
+#include <rte_memzone.h>
 
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -39,7 +39,7 @@ namespace {
 
 constexpr const char* pool_name = "slab_handoff";
 constexpr const char* ring_name = "slab_handoff_ring";
-constexpr unsigned cache_size = 512;     // RTE_MEMPOOL_CACHE_MAX_SIZE
+constexpr unsigned cache_size = 512; // RTE_MEMPOOL_CACHE_MAX_SIZE
 constexpr unsigned objects = 4096 + 2 * cache_size;
 constexpr unsigned eal_megabytes = 16; // the mempool (5K objects) and the ring need about 1 MiB
 
@@ -142,12 +142,25 @@ private:
 
 /// Starts this program again as the secondary.
 pid_t start_secondary(const options& o, const std::string& prefix, const std::string& dir) {
-  const std::vector<std::string> args = {
-      "/proc/self/exe", "--secondary", prefix, "--huge-dir", dir,
-      "--cpu-a",        std::to_string(o.cpu_a), "--cpu-b",  std::to_string(o.cpu_b),
-      "--n",            std::to_string(o.n),     "--hz",     std::to_string(o.clk.hz),
-      "--step",         std::to_string(o.clk.step), "--overhead", std::to_string(o.clk.overhead),
-      "--out",          o.out};
+  const std::vector<std::string> args = {"/proc/self/exe",
+                                         "--secondary",
+                                         prefix,
+                                         "--huge-dir",
+                                         dir,
+                                         "--cpu-a",
+                                         std::to_string(o.cpu_a),
+                                         "--cpu-b",
+                                         std::to_string(o.cpu_b),
+                                         "--n",
+                                         std::to_string(o.n),
+                                         "--hz",
+                                         std::to_string(o.clk.hz),
+                                         "--step",
+                                         std::to_string(o.clk.step),
+                                         "--overhead",
+                                         std::to_string(o.clk.overhead),
+                                         "--out",
+                                         o.out};
   std::vector<std::string> copy = args;
   std::vector<char*> argv;
   for (std::string& a : copy)
@@ -174,11 +187,12 @@ int primary(const options& o) {
   huge_mount huge;
   const std::string prefix = "slab_handoff_" + std::to_string(::getpid());
   eal_init("primary", prefix, huge.dir(), o.cpu_a);
-  rte_mempool* mp = rte_mempool_create(pool_name, objects, sizeof(peers::Payload64), cache_size,
-                                       0, nullptr, nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
+  rte_mempool* mp = rte_mempool_create(pool_name, objects, sizeof(peers::Payload64), cache_size, 0,
+                                       nullptr, nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
   const rte_memzone* mz = rte_memzone_reserve(ring_name, sizeof(handoff::ring), SOCKET_ID_ANY, 0);
   if (mp == nullptr || mz == nullptr)
-    throw std::runtime_error(std::string("primary: mempool or memzone: ") + rte_strerror(rte_errno));
+    throw std::runtime_error(std::string("primary: mempool or memzone: ") +
+                             rte_strerror(rte_errno));
   auto& r = *::new (mz->addr) handoff::ring();
   const pid_t b = start_secondary(o, prefix, huge.dir());
   latency::recorder rec(o.n);
@@ -214,16 +228,26 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--cpu-a") o.cpu_a = std::stoi(v);
-    else if (a == "--cpu-b") o.cpu_b = std::stoi(v);
-    else if (a == "--n") o.n = std::stoull(v);
-    else if (a == "--hz") o.clk.hz = std::stod(v);
-    else if (a == "--step") o.clk.step = std::stoull(v);
-    else if (a == "--overhead") o.clk.overhead = std::stod(v);
-    else if (a == "--out") o.out = v;
-    else if (a == "--secondary") o.secondary_prefix = v;
-    else if (a == "--huge-dir") o.huge_dir = v;
-    else throw std::runtime_error("unknown option " + a);
+    if (a == "--cpu-a")
+      o.cpu_a = std::stoi(v);
+    else if (a == "--cpu-b")
+      o.cpu_b = std::stoi(v);
+    else if (a == "--n")
+      o.n = std::stoull(v);
+    else if (a == "--hz")
+      o.clk.hz = std::stod(v);
+    else if (a == "--step")
+      o.clk.step = std::stoull(v);
+    else if (a == "--overhead")
+      o.clk.overhead = std::stod(v);
+    else if (a == "--out")
+      o.out = v;
+    else if (a == "--secondary")
+      o.secondary_prefix = v;
+    else if (a == "--huge-dir")
+      o.huge_dir = v;
+    else
+      throw std::runtime_error("unknown option " + a);
   }
   if (o.cpu_a < 0 || o.cpu_b < 0 || o.n == 0 || o.clk.hz <= 0 || o.out.empty())
     throw std::runtime_error("usage: dpdk_handoff --cpu-a A --cpu-b B --n N --hz HZ --step S "
