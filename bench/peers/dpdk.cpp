@@ -7,6 +7,8 @@
 // takes a private --file-prefix and --no-shconf instead of --in-memory).
 #include "dpdk.hpp"
 
+#include <slab/platform/platform.hpp>
+
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -16,7 +18,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -39,16 +40,10 @@ eal_state& eal() {
   return s;
 }
 
-std::size_t free_hugepage_megabytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  std::size_t free_pages = 0, kb = 0, v = 0;
-  while (f >> key >> v) {
-    if (key == "HugePages_Free:") free_pages = v;
-    if (key == "Hugepagesize:") kb = v;
-    f.ignore(256, '\n');
-  }
-  return free_pages * kb / 1024;
+/// Hugepage memory a new mapping can still count on, in MiB.
+std::uint64_t free_hugepage_megabytes() {
+  const slab::platform::hugepage_info h = slab::platform::query_hugepages();
+  return h.available() * h.page_size / (1024 * 1024);
 }
 
 void init_eal(int cpu) {

@@ -33,6 +33,9 @@
 #include <string>
 #include <vector>
 
+#include <slab/platform/platform.hpp>
+#include <slabtest/process.hpp>
+
 #include "handoff.hpp"
 
 namespace {
@@ -57,16 +60,10 @@ struct options {
   std::exit(3);
 }
 
-std::size_t free_hugepage_megabytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  std::size_t free_pages = 0, kb = 0, v = 0;
-  while (f >> key >> v) {
-    if (key == "HugePages_Free:") free_pages = v;
-    if (key == "Hugepagesize:") kb = v;
-    f.ignore(256, '\n');
-  }
-  return free_pages * kb / 1024;
+/// Hugepage memory a new mapping can still count on, in MiB.
+std::uint64_t free_hugepage_megabytes() {
+  const slab::platform::hugepage_info h = slab::platform::query_hugepages();
+  return h.available() * h.page_size / (1024 * 1024);
 }
 
 void eal_init(const std::string& type, const std::string& prefix, const std::string& huge_dir,
@@ -114,66 +111,39 @@ int secondary(const options& o) {
   return 0;
 }
 
-/// A private hugetlbfs mount for the run, removed after.
+/// A private hugetlbfs mount for the run, on a fresh directory; both removed after.
 class huge_mount {
 public:
   huge_mount() {
-    char tmpl[] = "/tmp/dpdk_handoff.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) cannot_run("mkdtemp failed");
-    dir_ = tmpl;
-    if (::mount("nodev", dir_.c_str(), "hugetlbfs", 0, nullptr) != 0) {
-      const std::string why = std::strerror(errno);
-      std::filesystem::remove(dir_);
-      cannot_run("cannot mount hugetlbfs for the EAL primary (" + why + "): needs root");
-    }
+    if (::mount("nodev", dir_.path().c_str(), "hugetlbfs", 0, nullptr) != 0)
+      cannot_run("cannot mount hugetlbfs for the EAL primary (" +
+                 std::string(std::strerror(errno)) + "): needs root");
   }
-  ~huge_mount() {
-    ::umount2(dir_.c_str(), MNT_DETACH);
-    std::error_code ec;
-    std::filesystem::remove(dir_, ec);
-  }
+  ~huge_mount() { ::umount2(dir_.path().c_str(), MNT_DETACH); } // then dir_ goes
   huge_mount(const huge_mount&) = delete;
   huge_mount& operator=(const huge_mount&) = delete;
-  [[nodiscard]] const std::string& dir() const { return dir_; }
+  [[nodiscard]] const std::string& dir() const { return dir_.path(); }
 
 private:
-  std::string dir_;
+  slabtest::temp_dir dir_;
 };
 
-/// Starts this program again as the secondary.
-pid_t start_secondary(const options& o, const std::string& prefix, const std::string& dir) {
-  const std::vector<std::string> args = {"/proc/self/exe",
-                                         "--secondary",
-                                         prefix,
-                                         "--huge-dir",
-                                         dir,
-                                         "--cpu-a",
-                                         std::to_string(o.cpu_a),
-                                         "--cpu-b",
-                                         std::to_string(o.cpu_b),
-                                         "--n",
-                                         std::to_string(o.n),
-                                         "--hz",
-                                         std::to_string(o.clk.hz),
-                                         "--step",
-                                         std::to_string(o.clk.step),
-                                         "--overhead",
-                                         std::to_string(o.clk.overhead),
-                                         "--out",
-                                         o.out};
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (std::string& a : copy)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execv("/proc/self/exe", argv.data());
-    std::perror("exec the secondary");
-    ::_exit(127);
-  }
-  return pid;
+/// Starts this program again as the secondary, its stderr to `err_path`.
+pid_t start_secondary(const options& o, const std::string& prefix, const std::string& huge_dir,
+                      const std::string& err_path) {
+  slabtest::program p;
+  p.binary = "/proc/self/exe";
+  p.args = {"--secondary", prefix,
+            "--huge-dir",  huge_dir,
+            "--cpu-a",     std::to_string(o.cpu_a),
+            "--cpu-b",     std::to_string(o.cpu_b),
+            "--n",         std::to_string(o.n),
+            "--hz",        std::to_string(o.clk.hz),
+            "--step",      std::to_string(o.clk.step),
+            "--overhead",  std::to_string(o.clk.overhead),
+            "--out",       o.out};
+  p.err_path = err_path;
+  return slabtest::start_program(p);
 }
 
 /// A: the primary.
@@ -194,7 +164,8 @@ int primary(const options& o) {
     throw std::runtime_error(std::string("primary: mempool or memzone: ") +
                              rte_strerror(rte_errno));
   auto& r = *::new (mz->addr) handoff::ring();
-  const pid_t b = start_secondary(o, prefix, huge.dir());
+  const slabtest::temp_dir logs;
+  const pid_t b = start_secondary(o, prefix, huge.dir(), logs.file("secondary.err"));
   latency::recorder rec(o.n);
   int st = 0;
   const bool started = handoff::produce(
@@ -220,7 +191,10 @@ int primary(const options& o) {
   rte_eal_cleanup();
   std::error_code ec;
   std::filesystem::remove_all(runtime, ec);
-  if (!ok) throw std::runtime_error("the secondary (B) failed");
+  if (!ok) {
+    throw std::runtime_error("the secondary (B) failed: " +
+                             slabtest::read_file(logs.file("secondary.err")));
+  }
   return 0;
 }
 
