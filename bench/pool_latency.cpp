@@ -73,6 +73,13 @@ struct options {
   int cpu = -1;
   double grow_at = 0.5;
   std::string json, csv, plot_dir;
+  std::vector<std::string> only; // empty: every workload; else names starting with one of these
+
+  [[nodiscard]] bool wants(const std::string& workload) const {
+    if (only.empty()) return true;
+    return std::any_of(only.begin(), only.end(),
+                       [&](const std::string& o) { return workload.rfind(o, 0) == 0; });
+  }
 };
 
 // ---- a daemon of our own ----------------------------------------------------------
@@ -313,13 +320,22 @@ options parse(int argc, char** argv) {
       o.csv = argv[++i];
     } else if (a == "--plot-dir" && has_value) {
       o.plot_dir = argv[++i];
+    } else if (a == "--only" && has_value) {
+      std::string list = argv[++i];
+      for (std::size_t at = 0; at <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        if (comma > at) o.only.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
     } else {
       std::fprintf(
-          stderr, "usage: pool_latency [--quick] [--reps K] [--cpu N] [--shmd PATH] [--grow-at F]\n"
-                  "                    [--csv FILE] [--json FILE] [--plot-dir DIR]\n"
-                  "The daemon-backed pool beside its peers: cache-hit alloc+free, gets, growth\n"
-                  "from empty, churn, cross-process handoff and N processes churning one pool,\n"
-                  "through a shmd it starts itself.\n");
+          stderr,
+          "usage: pool_latency [--quick] [--reps K] [--cpu N] [--shmd PATH] [--grow-at F]\n"
+          "                    [--csv FILE] [--json FILE] [--plot-dir DIR] [--only W,...]\n"
+          "The daemon-backed pool beside its peers: cache-hit alloc+free, gets, growth\n"
+          "from empty, churn, cross-process handoff and N processes churning one pool,\n"
+          "through a shmd it starts itself. --only runs the workloads whose names start\n"
+          "with one of the given prefixes (alloc_free, growth, churn, handoff, nproc...).\n");
       std::exit(a == "--help" ? 0 : 1);
     }
   }
@@ -502,15 +518,20 @@ struct runner {
     info.overhead.push_back(t.overhead);
     row("timer", "empty").reps.push_back(t.floor);
     for (const workload& w : pl.ws) {
+      if (!o.wants(w.name)) continue;
       std::fprintf(stderr, "rep %zu/%zu: %s\n", i + 1, o.reps, w.name.c_str());
       for (const peer_entry& p : ps)
         if (applies(p.name, w.k)) add(row(w.name, p.name, p.not_run), [&] { return p.run(c, w); });
     }
-    std::fprintf(stderr, "rep %zu/%zu: handoff\n", i + 1, o.reps);
-    handoffs(pools);
-    std::fprintf(stderr, "rep %zu/%zu: nproc_churn\n", i + 1, o.reps);
-    for (const std::size_t n : {1U, 2U})
-      nprocs(n, i);
+    if (o.wants("handoff")) {
+      std::fprintf(stderr, "rep %zu/%zu: handoff\n", i + 1, o.reps);
+      handoffs(pools);
+    }
+    if (o.wants("nproc_churn")) {
+      std::fprintf(stderr, "rep %zu/%zu: nproc_churn\n", i + 1, o.reps);
+      for (const std::size_t n : {1U, 2U})
+        nprocs(n, i);
+    }
   }
 
   void handoffs(open_pools& pools) {

@@ -45,6 +45,26 @@ TEST(cache, allocates_every_ready_slot_once_then_reports_exhaustion) {
   EXPECT_EQ(rep.live, 1025U);
 }
 
+TEST(cache, a_carved_magazine_hands_out_its_range_once_walking_the_header_lines_in_turn) {
+  local_region r(4096, 4);
+  r.grow(1024);
+  cache<local_region> c(r, r.attach());
+  ASSERT_TRUE(c.ready());
+  constexpr std::uint32_t per_line = 64 / sizeof(slab::core::shared_header);
+  std::vector<std::uint32_t> got;
+  for (std::uint32_t i = 0; i < magazine_slots; ++i)
+    got.push_back(c.alloc().index());
+  // Consecutive allocs never share a header line: another process reading or freeing
+  // the previous slot does not take the next one's line away.
+  for (std::size_t i = 1; i < got.size(); ++i)
+    EXPECT_NE(got[i] / per_line, got[i - 1] / per_line) << "allocs " << i - 1 << " and " << i;
+  // ... and together they are exactly the carved range.
+  std::sort(got.begin(), got.end());
+  for (std::uint32_t i = 0; i < magazine_slots; ++i)
+    EXPECT_EQ(got[i], got[0] + i);
+  EXPECT_EQ(got[0] % magazine_slots, 0U);
+}
+
 TEST(cache, free_refuses_stale_double_and_hostile_keys) {
   local_region r(1024, 2);
   r.grow(1024);

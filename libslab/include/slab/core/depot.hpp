@@ -40,6 +40,19 @@
 
 namespace slab::core {
 
+/// The slot a carve from `first` puts at position `pos` of the magazine. Allocs take
+/// positions from the top down; this order makes consecutive allocs walk the carved
+/// range's header lines in turn (slots first, first+8, first+16, ..., first+1, ...), so
+/// that the line an alloc writes is not the one the previous slot's new holder is
+/// reading or freeing in another process at that moment (8 headers share a line).
+constexpr std::uint32_t carved_slot(std::uint32_t first, std::uint32_t pos) noexcept {
+  constexpr std::uint32_t per_line = 64 / sizeof(shared_header);
+  constexpr std::uint32_t lines = magazine_slots / per_line;
+  static_assert(magazine_slots % per_line == 0, "a carve covers whole header lines");
+  const std::uint32_t nth = magazine_slots - 1 - pos; // the nth alloc takes it
+  return first + (nth % lines) * per_line + nth / lines;
+}
+
 template <region R> class depot {
 public:
   depot(R& r, context_record& rec, std::uint32_t me) noexcept
@@ -122,8 +135,8 @@ public:
     }
     prefetch_headers(seen.value, limit);
     fault::point("carve.fill");
-    for (std::uint32_t i = 0; i < magazine_slots; ++i)
-      into.slots[i].store(static_cast<std::uint32_t>(seen.value + i), relaxed); // below count
+    for (std::uint32_t i = 0; i < magazine_slots; ++i) // below the count
+      into.slots[i].store(carved_slot(static_cast<std::uint32_t>(seen.value), i), relaxed);
     fault::point("carve.count");
     publish(into.count, magazine_slots); // after the slots it covers
     intent_.clear();

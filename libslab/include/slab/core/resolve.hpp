@@ -127,7 +127,7 @@ private:
       return;
     }
     for (std::uint32_t i = 0; i < magazine_slots; ++i)
-      publish(l->slots[i], arg_ + i);
+      publish(l->slots[i], carved_slot(arg_, i));
     publish(l->count, magazine_slots); // after the slots
   }
 
