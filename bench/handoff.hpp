@@ -23,28 +23,27 @@ struct ring {
   alignas(64) std::atomic<std::uint64_t> tail{0};
   alignas(64) std::atomic<bool> consumer_ready{false};
   alignas(64) std::uint64_t keys[size];
-  latency::stats results[2]; // written by the consumer: get+erase, stamp-to-get
+  latency::stats results[2]; // written by the consumer: take, stamp-to-get
 };
 
-/// B: takes n keys; `side.get(key)` finds the value, `side.erase(key)` frees it. Timed:
-/// get+erase, and the stamp-to-get delay (not net of the timer: a difference of reads).
+/// B: takes n keys; `side.take(key)` reads the value's stamp and frees it. Timed: the
+/// take, and the stamp-to-get delay (not net of the timer: a difference of reads; the
+/// stamp is read inside the take, so the delay ends at its start).
 template <class Side>
 void consume(ring& r, Side side, const latency::clock_info& clk, std::size_t n) {
-  latency::recorder get_erase(n), e2e(n);
+  latency::recorder take(n), e2e(n);
   r.consumer_ready.store(true, std::memory_order_release); // the producer starts now
   for (std::size_t i = 0; i < n; ++i) {
     while (r.tail.load(std::memory_order_acquire) == r.head.load(std::memory_order_relaxed)) {}
     const std::uint64_t raw = r.keys[r.head.load(std::memory_order_relaxed) % ring::size];
     r.head.fetch_add(1, std::memory_order_release);
     const std::uint64_t t0 = latency::tsc_start();
-    peers::Payload64* v = side.get(raw);
-    const std::uint64_t stamp = v->w[0];
-    side.erase(raw);
+    const std::uint64_t stamp = side.take(raw);
     const std::uint64_t t1 = latency::tsc_stop();
-    get_erase.add(t1 - t0);
+    take.add(t1 - t0);
     e2e.add(t0 > stamp ? t0 - stamp : 0);
   }
-  r.results[0] = latency::summarize(get_erase.samples(), clk);
+  r.results[0] = latency::summarize(take.samples(), clk);
   latency::clock_info raw_clk = clk;
   raw_clk.overhead = 0; // stamp-to-get is a difference of two reads, not a timed region
   r.results[1] = latency::summarize(e2e.samples(), raw_clk);

@@ -17,7 +17,7 @@
 //   handoff                  process A (this one) emplaces a value stamped with the TSC
 //                            and passes the key through a shared ring to process B,
 //                            pinned to another CPU, which gets and erases it; one key in
-//                            flight at a time. Rows: A's emplace, B's get+erase, and
+//                            flight at a time. Rows: A's emplace, B's take, and
 //                            stamp-to-get (the key's and the value's cache lines crossing
 //                            cores, ring included). Peers: slab::pool, Boost's
 //                            managed_shared_memory (B gets the address from a handle),
@@ -42,6 +42,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -146,19 +147,24 @@ struct open_pools {
 
 using handoff::ring;
 
-/// How B turns what A sent into a value and frees it: one per handoff peer.
+/// How B reads the stamp of what A sent and frees it: one per handoff peer.
 struct pool_side {
   slab::pool<Payload64>& p;
-  Payload64* get(std::uint64_t raw) { return p.get(slab::key::from_raw(raw)); }
-  void erase(std::uint64_t raw) { p.erase(slab::key::from_raw(raw)); }
+  std::uint64_t take(std::uint64_t raw) {
+    const std::optional<Payload64> v = p.take(slab::key::from_raw(raw));
+    if (!v) throw std::runtime_error("handoff: take refused a key A sent");
+    return v->w[0];
+  }
 };
 struct boost_side {
   peers::bip::managed_shared_memory& seg;
-  Payload64* get(std::uint64_t handle) {
-    return static_cast<Payload64*>(seg.get_address_from_handle(
+  std::uint64_t take(std::uint64_t handle) {
+    auto* v = static_cast<Payload64*>(seg.get_address_from_handle(
         static_cast<peers::bip::managed_shared_memory::handle_t>(handle)));
+    const std::uint64_t stamp = v->w[0];
+    seg.deallocate(v);
+    return stamp;
   }
-  void erase(std::uint64_t handle) { seg.deallocate(get(handle)); }
 };
 
 /// Runs the consumer in a child on `cpu` (`attach` builds its side there), the producer
@@ -536,7 +542,7 @@ struct runner {
 
   void handoffs(open_pools& pools) {
     const std::vector<std::string> names = {"handoff A", "handoff B", "handoff A->B"};
-    const std::vector<std::string> what = {"A: emplace", "B: get+erase", "stamp-to-get"};
+    const std::vector<std::string> what = {"A: emplace", "B: take", "stamp-to-get"};
     std::vector<latency::stats> h;
     try {
       h = run_handoff(

@@ -7,7 +7,7 @@
 //
 //   dpdk_handoff --cpu-a A --cpu-b B --n N --hz HZ --step S --overhead O --out FILE
 //
-// FILE receives three latency::stats (A: get, B: get+erase, stamp-to-get), computed
+// FILE receives three latency::stats (A: get, B: take, stamp-to-get), computed
 // with the caller's clock (its TSC rate, step and timer overhead) so that the figures
 // stand beside the other peers'. Needs root and free hugepages: multi-process EAL maps
 // hugetlbfs files, so A mounts a private hugetlbfs for the run (unmounted after). Exit 0
@@ -97,13 +97,12 @@ int secondary(const options& o) {
   auto& r = *static_cast<handoff::ring*>(mz->addr);
   struct side {
     rte_mempool* mp;
-    peers::Payload64* get(std::uint64_t raw) {
-      return reinterpret_cast<peers::Payload64*>(static_cast<std::uintptr_t>(raw));
-    }
-    void erase(std::uint64_t raw) {
-      peers::Payload64* v = get(raw);
+    std::uint64_t take(std::uint64_t raw) {
+      auto* v = reinterpret_cast<peers::Payload64*>(static_cast<std::uintptr_t>(raw));
+      const std::uint64_t stamp = v->w[0];
       std::destroy_at(v);
       rte_mempool_put(mp, v);
+      return stamp;
     }
   };
   handoff::consume(r, side{mp}, o.clk, o.n);

@@ -70,6 +70,22 @@ int null_argument(const char* fn, const char* arg) noexcept {
   return fail(SLAB_E_INVALID_ARGUMENT, std::string(fn) + ": " + arg + " is NULL");
 }
 
+// slab_free and slab_take: the arena refusal, the free, and the stale-key error.
+template <class Free> int free_named(const char* fn, slab_pool* p, slab_key key, Free&& free) {
+  if (p->raw->arena()) {
+    return fail(SLAB_E_NOT_SUPPORTED, std::string(fn) + ": pool '" + p->raw->name() +
+                                          "' is an arena (mode = \"arena\" in shmd's config): "
+                                          "its slots are never freed");
+  }
+  if (free(slab::key::from_raw(key))) return SLAB_OK;
+  return guarded(fn, [&] {
+    return fail(SLAB_E_STALE, std::string(fn) + ": key " + std::to_string(key) + " (slot " +
+                                  std::to_string(slab::key::from_raw(key).index()) +
+                                  ") is not live in pool '" + p->raw->name() +
+                                  "': freed already, in this or another process, or never valid");
+  });
+}
+
 } // namespace
 
 extern "C" {
@@ -123,17 +139,20 @@ void* slab_get(slab_pool* p, slab_key key) {
 
 int slab_free(slab_pool* p, slab_key key) {
   if (p == nullptr) return null_argument("slab_free", "pool");
-  if (p->raw->arena()) {
-    return fail(SLAB_E_NOT_SUPPORTED, "slab_free: pool '" + p->raw->name() +
-                                          "' is an arena (mode = \"arena\" in shmd's config): "
-                                          "its slots are never freed");
+  return free_named("slab_free", p, key, [&](slab::key k) { return p->raw->free(k, [] {}); });
+}
+
+int slab_take(slab_pool* p, slab_key key, void* out, size_t size) {
+  if (p == nullptr) return null_argument("slab_take", "pool");
+  if (out == nullptr) return null_argument("slab_take", "out");
+  if (size > p->raw->slot_size()) {
+    return fail(SLAB_E_INVALID_ARGUMENT, "slab_take: size " + std::to_string(size) +
+                                             " is more than pool '" + p->raw->name() +
+                                             "' holds per slot (" +
+                                             std::to_string(p->raw->slot_size()) + " bytes)");
   }
-  if (p->raw->free(slab::key::from_raw(key), [] {})) return SLAB_OK;
-  return guarded("slab_free", [&] {
-    return fail(SLAB_E_STALE, "slab_free: key " + std::to_string(key) + " (slot " +
-                                  std::to_string(slab::key::from_raw(key).index()) +
-                                  ") is not live in pool '" + p->raw->name() +
-                                  "': freed already, in this or another process, or never valid");
+  return free_named("slab_take", p, key, [&](slab::key k) {
+    return p->raw->free_reading(k, [&] { std::memcpy(out, p->raw->payload(k.index()), size); });
   });
 }
 

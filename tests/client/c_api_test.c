@@ -105,8 +105,15 @@ static void slab_pool_roundtrip(slab_client* c) {
     const struct record* r = slab_get(p, keys[i]);
     CHECK(r != NULL && r->id == i && r->price == (double)i * 0.5);
   }
+  struct record taken;
+  CHECK(slab_take(p, keys[1], &taken, sizeof taken) == SLAB_OK);
+  CHECK(taken.id == 1 && taken.price == 0.5 && slab_get(p, keys[1]) == NULL);
+  CHECK_CODE(slab_take(p, keys[1], &taken, sizeof taken), SLAB_E_STALE, "slab_take: key");
+  CHECK_CODE(slab_take(p, keys[2], NULL, sizeof taken), SLAB_E_INVALID_ARGUMENT, "out");
+  CHECK_CODE(slab_take(p, keys[2], &taken, 1U << 20), SLAB_E_INVALID_ARGUMENT, "per slot");
+  CHECK(slab_get(p, keys[2]) != NULL);
   for (uint64_t i = 0; i < n; ++i)
-    CHECK(slab_free(p, keys[i]) == SLAB_OK);
+    if (i != 1) CHECK(slab_free(p, keys[i]) == SLAB_OK);
   CHECK(slab_get(p, keys[0]) == NULL);
   CHECK_CODE(slab_free(p, keys[0]), SLAB_E_STALE, "not live in pool 'test'");
   CHECK_CODE(slab_free(p, 0), SLAB_E_STALE, "key 0");

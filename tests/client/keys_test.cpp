@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <set>
 #include <vector>
@@ -177,6 +178,79 @@ INSTANTIATE_TEST_SUITE_P(racers, racing_erase, ::testing::Values(2, 3),
                          [](const ::testing::TestParamInfo<int>& i) {
                            return std::to_string(i.param) + "_processes";
                          });
+
+// A value that counts, in shared memory, the destructor run on it in the pool once it
+// has been moved out: take must run it exactly once per key, in the winner only.
+struct carried {
+  std::uint64_t value;
+  std::atomic<std::uint64_t>* destroyed_in_pool;
+  bool moved_from = false;
+  carried(std::uint64_t v, std::atomic<std::uint64_t>* d) noexcept
+      : value(v), destroyed_in_pool(d) {}
+  carried(carried&& o) noexcept : value(o.value), destroyed_in_pool(nullptr) {
+    o.moved_from = true;
+  }
+  carried& operator=(carried&&) = delete;
+  ~carried() {
+    if (moved_from && destroyed_in_pool != nullptr) destroyed_in_pool->fetch_add(1);
+  }
+};
+
+// Processes take the same keys at the same moment: for each key exactly one take gets
+// the value (the one written), the others get nothing, the key is stale afterwards in
+// every process, and the destructor runs once on the value in the pool.
+TEST(keys, racing_takes_move_each_value_out_once_across_processes) {
+  constexpr std::uint32_t n = 5000;
+  constexpr int racers = 2;
+  daemon d;
+  shared_array<std::uint64_t> keys(n);
+  shared_array<std::atomic<std::uint32_t>> wins(n);
+  shared_array<std::atomic<std::uint64_t>> destroyed(1);
+  shared_array<slabtest::spin_barrier> barrier(1);
+  const slabtest::exit_status made = slabtest::run_in_child([&] {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<carried> p = c.open<carried>("test");
+    for (std::uint32_t i = 0; i < n; ++i)
+      keys[i] = p.emplace(std::uint64_t{i} * 7 + 1, &destroyed[0]).raw();
+    return 0;
+  });
+  ASSERT_TRUE(made.ok()) << made.describe();
+  std::vector<child> kids;
+  for (int r = 0; r < racers; ++r) {
+    kids.push_back(child::spawn([&] {
+      slab::client c = slab::client::connect(d.socket_path());
+      slab::pool<carried> p = c.open<carried>("test");
+      for (std::uint32_t i = 0; i < n; ++i) {
+        CHILD_CHECK(barrier->arrive_and_wait(static_cast<std::uint64_t>(racers), i));
+        const key k = key::from_raw(keys[i]);
+        if (const std::optional<carried> v = p.take(k)) {
+          CHILD_CHECK(v->value == std::uint64_t{i} * 7 + 1);
+          wins[i].fetch_add(1);
+        }
+        CHILD_CHECK(p.get(k) == nullptr);
+        CHILD_CHECK(!p.take(k));
+        CHILD_CHECK(!p.erase(k));
+      }
+      return 0;
+    }));
+  }
+  for (auto& k : kids) {
+    const slabtest::exit_status st = k.wait();
+    EXPECT_TRUE(st.ok()) << st.describe();
+  }
+  std::uint32_t not_once = 0;
+  for (std::uint32_t i = 0; i < n; ++i)
+    not_once += wins[i].load() != 1 ? 1U : 0U;
+  EXPECT_EQ(not_once, 0U) << "keys not taken exactly once";
+  EXPECT_EQ(destroyed[0].load(), n) << "destructors run in the pool";
+  {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<carried> p = c.open<carried>("test");
+    EXPECT_FALSE(p.take(key{})) << "key 0";
+    EXPECT_FALSE(p.take(key::from_raw(~std::uint64_t{0}))) << "a made-up key";
+  }
+  expect_clean_audit(d, 0);
+}
 
 // Keys no process ever made: random words, key 0, indices past the pool, even
 // generations, generations not reached yet. None reads, none erases, nothing breaks,

@@ -5,6 +5,7 @@
 //   slab::key k = orders.emplace(42, 100.5);
 //   Order* o = orders.get(k);                            // in any attached process
 //   bool gone = orders.erase(k);                         // false when stale, in any process
+//   std::optional<Order> o = orders.take(k);             // moved out and erased, in one step
 //
 // A pool<T> is one context of the pool: its own cache of free slots in shared memory.
 // Use it from one thread at a time; open the pool again for another thread. Keys are
@@ -131,6 +132,12 @@ public:
   template <class F> bool free(key k, F&& on_claimed) noexcept {
     return cache_.free(k, std::forward<F>(on_claimed));
   }
+  /// free, for an on_claimed that reads the value: its line is asked for before the
+  /// header's, so that both transfers overlap instead of following one another.
+  template <class F> bool free_reading(key k, F&& on_claimed) noexcept {
+    if (map_->has_slot(k.index())) __builtin_prefetch(map_->payload(k.index()), 0);
+    return cache_.free(k, std::forward<F>(on_claimed));
+  }
   void* payload(std::uint32_t idx) noexcept { return map_->payload(idx); }
   [[nodiscard]] pool_stats stats() const;
   [[nodiscard]] std::uint32_t slot_size() const noexcept { return map_->info().slot_size; }
@@ -188,6 +195,19 @@ public:
   /// erased it first: of racing erases exactly one succeeds and runs the destructor.
   bool erase(key k) noexcept {
     return raw_->free(k, [&] { std::launder(static_cast<T*>(raw_->payload(k.index())))->~T(); });
+  }
+  /// Moves the value named by k out and erases it: what a consumer does with a value it
+  /// was handed. nullopt when k is stale or another process erased it first (of racing
+  /// takes and erases, exactly one succeeds). Across processes it costs one transfer of
+  /// the value's line and its header's, overlapped; get then erase costs two in a row.
+  std::optional<T> take(key k) noexcept requires std::is_nothrow_move_constructible_v<T> {
+    std::optional<T> out;
+    raw_->free_reading(k, [&] {
+      T* v = std::launder(static_cast<T*>(raw_->payload(k.index())));
+      out.emplace(std::move(*v));
+      v->~T();
+    });
+    return out;
   }
   [[nodiscard]] pool_stats stats() const { return raw_->stats(); }
 

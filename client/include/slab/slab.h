@@ -106,6 +106,12 @@ void* slab_get(slab_pool* p, slab_key key);
 /* Frees a live key's slot. SLAB_E_STALE when it is not live (of racing frees in any
  * processes, exactly one succeeds); SLAB_E_NOT_SUPPORTED in an arena pool. */
 int slab_free(slab_pool* p, slab_key key);
+/* Copies the first `size` bytes of a live key's payload into *out and frees its slot,
+ * in one step (what a consumer does with a value it was handed; across processes the
+ * payload's and the header's lines travel together). Errors as slab_free's, and
+ * SLAB_E_INVALID_ARGUMENT when out is NULL or size exceeds the pool's slot size;
+ * nothing is copied unless the key was live and this call freed it. */
+int slab_take(slab_pool* p, slab_key key, void* out, size_t size);
 /* What the pool looks like, read from shared memory (no round trip to shmd). */
 int slab_stats(const slab_pool* p, slab_pool_stats* out);
 

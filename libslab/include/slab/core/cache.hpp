@@ -154,6 +154,10 @@ public:
     const std::uint32_t idx = k.index();
     const std::uint32_t g = k.generation();
     if (!gen_live(g) || !r_.has_slot(idx)) return refuse();
+    // The CAS below needs the line exclusive. Asked for so now, the load waits for that
+    // one transfer; loaded first, a line another process wrote comes shared and the CAS
+    // pays a second transfer to upgrade it.
+    prefetch_header(idx);
     shared_header::value seen = r_.header(idx).load(std::memory_order_acquire);
     if (seen.gen != g) return refuse();
     if (!room_for_one()) return false;
@@ -190,6 +194,7 @@ private:
       SLAB_ASSERT(c <= magazine_slots, "own loaded magazine holds more than K");
       if (c == 0) [[unlikely]] {
         if (!refill()) return key{};
+        prefetch_entries(*loaded_);
         SLAB_ASSERT(agrees_with_record(), "cache and record disagree after a refill");
         continue;
       }
@@ -221,9 +226,12 @@ private:
   // budget forbids unless someone took more than their share.
   bool room_for_one() SLAB_STEP_NOEXCEPT {
     assert_between_steps();
-    if (loaded_->count.load(relaxed) == magazine_slots && !make_room()) [[unlikely]] {
-      bump(rec_.counters.anomalies);
-      return false;
+    if (loaded_->count.load(relaxed) == magazine_slots) [[unlikely]] {
+      if (!make_room()) {
+        bump(rec_.counters.anomalies);
+        return false;
+      }
+      prefetch_entries(*loaded_);
     }
     SLAB_ASSERT(agrees_with_record(), "cache and record disagree after making room");
     return true;
@@ -282,6 +290,15 @@ private:
   // carved_slot's order, the previous slot's new holder is not on that line meanwhile.
   // A hint only: a prefetch never faults, whatever index a magazine holds.
   void prefetch_header(std::uint32_t idx) noexcept { __builtin_prefetch(&r_.header(idx), 1); }
+  // A magazine from the depot was filled, or drained, in another process: its lines are
+  // that process's. Asked for all at once, with intent to write (nobody else touches a
+  // held magazine), so that allocs and frees do not stall on them one line at a time.
+  static void prefetch_entries(const magazine& m) noexcept {
+    constexpr std::uint32_t per_line = 64 / sizeof(m.slots[0]);
+    __builtin_prefetch(&m.count, 1);
+    for (std::uint32_t i = 0; i < magazine_slots; i += per_line)
+      __builtin_prefetch(&m.slots[i], 1);
+  }
 
   bool refuse() noexcept {
     bump(rec_.counters.stale);
