@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,10 +56,12 @@ struct options {
   std::string secondary_prefix, huge_dir;
 };
 
-[[noreturn]] void cannot_run(const std::string& why) {
-  std::printf("%s\n", why.c_str());
-  std::exit(3);
-}
+/// Thrown rather than exiting, so that what was set up (the hugetlbfs mount) is undone
+/// on the way out; main prints it and exits 3.
+struct cannot_run_here : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+[[noreturn]] void cannot_run(const std::string& why) { throw cannot_run_here(why); }
 
 /// Hugepage memory a new mapping can still count on, in MiB.
 std::uint64_t free_hugepage_megabytes() {
@@ -165,8 +168,19 @@ int primary(const options& o) {
   auto& r = *::new (mz->addr) handoff::ring();
   const slabtest::temp_dir logs;
   const pid_t b = start_secondary(o, prefix, huge.dir(), logs.file("secondary.err"));
-  latency::recorder rec(o.n);
   int st = 0;
+  bool reaped = false;
+  // Should A fail from here on, B (spinning on the ring, mapping the mount) goes too.
+  struct reaper {
+    pid_t pid;
+    bool& done;
+    ~reaper() {
+      if (done) return;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap_b{b, reaped};
+  latency::recorder rec(o.n);
   const bool started = handoff::produce(
       r, rec, o.n, [&] { return ::waitpid(b, &st, WNOHANG) != b; },
       [&](const peers::Payload64& v) {
@@ -176,6 +190,7 @@ int primary(const options& o) {
             reinterpret_cast<std::uintptr_t>(::new (p) peers::Payload64(v)));
       });
   if (started) ::waitpid(b, &st, 0);
+  reaped = true; // by produce's waitpid when it died, else just now
   const bool ok = started && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   if (ok) {
     const latency::stats out[3] = {latency::summarize(rec.samples(), o.clk), r.results[0],
@@ -234,6 +249,9 @@ int main(int argc, char** argv) {
   try {
     const options o = parse(argc, argv);
     return o.secondary_prefix.empty() ? primary(o) : secondary(o);
+  } catch (const cannot_run_here& e) {
+    std::printf("%s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dpdk_handoff: %s\n", e.what());
     return 1;
