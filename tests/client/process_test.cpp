@@ -353,7 +353,10 @@ enum class cmd : std::uint32_t { drain = 1, erase_some, exit };
 TEST(growth, clients_grow_the_pool_to_max_capacity_then_fail_cleanly) {
   // Tiers of 4096, 4096, 8192, 16384 and 32768 slots: 65536 in five tiers.
   constexpr std::uint64_t max_slots = 65536;
-  constexpr std::uint32_t per_client = 30000, erased = 1000;
+  // Client 1 erases many more slots than a context caches (at most three magazines of K).
+  constexpr std::uint32_t K = slab::core::magazine_slots;
+  constexpr std::uint32_t per_client = 30000, erased = 32 * K;
+  static_assert(erased <= per_client);
   slabtest::daemon_cfg cfg;
   cfg.pools[0].capacity = 4096;
   cfg.pools[0].max_capacity = max_slots;
@@ -450,13 +453,13 @@ TEST(growth, clients_grow_the_pool_to_max_capacity_then_fail_cleanly) {
     EXPECT_EQ(r.used, max_slots) << "fresh space left unused in a full pool";
     EXPECT_EQ(r.free_depot, 0U) << "full magazines left in the depot of a full pool";
     EXPECT_EQ(r.live, live);
-    EXPECT_LE(r.free_cached, 3U * 32U * 4U) << pool_view::describe(r); // 4 contexts' caches
+    EXPECT_LE(r.free_cached, 3U * K * 4U) << pool_view::describe(r); // 4 contexts' caches
   }
   // Client 1 erases some; client 0 can have nearly all of them (all but client 1's cache).
   EXPECT_EQ(ask(1, cmd::erase_some), 0U);
   const std::uint64_t again = ask(0, cmd::drain);
-  EXPECT_GE(again, erased - 2U * 32U);
-  EXPECT_LE(again, erased + 3U * 32U * 4U);
+  EXPECT_GE(again, erased - 2U * K);
+  EXPECT_LE(again, erased + 3U * K * 4U);
   live = live - erased + again;
   for (int i = 0; i < 2; ++i)
     EXPECT_TRUE(slabtest::send_value(cmds[i].write_end.get(), cmd::exit));

@@ -96,8 +96,15 @@ TEST(cache, churn_through_the_depot_keeps_every_slot_accounted_for) {
   cache<local_region> b(r, r.attach());
   std::mt19937 rng(42);
   std::vector<key> live;
+  // Waves of mostly allocs, then mostly frees, from both contexts at random: 55 allocs
+  // in 100 over a pair of waves. A wave is long enough (16 K operations: each context
+  // frees some 3 K more than it allocates in a wave of frees, and allocates more yet in
+  // one of allocs) for a context's cache to fill both its magazines and push full ones
+  // to the depot, then to run dry and pop them back, whatever K is.
+  constexpr int wave = 16 * static_cast<int>(magazine_slots);
   for (int round = 0; round < 200000; ++round) {
-    if (live.empty() || (rng() % 100 < 55 && live.size() < 60000)) {
+    const unsigned allocs_in_100 = round / wave % 2 == 0 ? 80 : 30;
+    if (live.empty() || (rng() % 100 < allocs_in_100 && live.size() < 60000)) {
       const key k = (rng() & 1 ? a : b).alloc();
       ASSERT_TRUE(k.plausible());
       live.push_back(k);

@@ -5,6 +5,7 @@
 // value intact. Built with SLAB_FAULT_INJECTION.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -28,6 +29,7 @@ using slab::key;
 using slab::core::cache;
 using slab::core::context_record;
 using slab::core::local_region;
+using slab::core::magazine_slots;
 
 struct death {};
 
@@ -63,9 +65,11 @@ struct world {
 };
 
 // Drives a context through a mix that passes every kill point: fills past one magazine
-// into the depot, frees it all back, and grows once (carve at the new tier).
+// into the depot, frees it all back, and grows once (carve at the new tier). 15 K
+// operations, 60 allocs in 100: some 3 K slots held at the end, more than the cache's
+// two magazines hold, so that freeing them pushes full ones.
 void workload(world& w, cache<local_region>& c, std::mt19937& rng, std::vector<key>& held) {
-  for (int i = 0; i < 300; ++i) {
+  for (std::uint32_t i = 0; i < 15 * magazine_slots; ++i) {
     const bool alloc = held.empty() || rng() % 100 < 60;
     if (alloc) {
       const key k = c.alloc();
@@ -231,10 +235,12 @@ TEST(cache_torture, a_context_killed_at_any_point_loses_nothing) {
 // does: reclaims the old reclaimer's record, then the victim's (still marked dead).
 TEST(cache_torture, a_reclaimer_killed_at_any_point_loses_nothing) {
   const auto points = all_points();
+  const auto k = static_cast<int>(magazine_slots); // the counts below are 150, 75, 100 at K = 32
   int kills = 0;
   for (const std::string& point : points) {
     for (int nth = 1; nth <= 40; ++nth) {
       world w;
+      w.r.grow(std::max<std::uint32_t>(1024, 8 * magazine_slots));
       const std::uint32_t old_daemon = w.r.attach();
       std::optional<cache<local_region>> reclaimer;
       reclaimer.emplace(w.r, old_daemon);
@@ -245,11 +251,11 @@ TEST(cache_torture, a_reclaimer_killed_at_any_point_loses_nothing) {
       {
         cache<local_region> victim(w.r, victim_id);
         std::vector<key> held;
-        for (int i = 0; i < 150; ++i) { // past the loaded magazine, into the depot
+        for (int i = 0; i < 5 * k - 10; ++i) { // past the loaded magazine, into the depot
           held.push_back(victim.alloc());
           w.note_alloc(held.back());
         }
-        for (int i = 0; i < 75; ++i) { // frees fill one magazine and part of another
+        for (int i = 0; i < 2 * k + 11; ++i) { // frees fill one magazine and part of another
           ASSERT_TRUE(victim.free(held[static_cast<std::size_t>(i)]));
           w.live.erase(held[static_cast<std::size_t>(i)].raw());
         }
@@ -259,8 +265,9 @@ TEST(cache_torture, a_reclaimer_killed_at_any_point_loses_nothing) {
         kill_at = "free.store";
         kill_after = 1;
         slab::core::fault::hook = hook;
-        EXPECT_THROW(victim.free(held[100]), death);
-        w.live.erase(held[100].raw());
+        const auto dying = static_cast<std::size_t>(3 * k + 4);
+        EXPECT_THROW(victim.free(held[dying]), death);
+        w.live.erase(held[dying].raw());
       }
       bool died = false;
       kill_at = point;
@@ -355,7 +362,7 @@ TEST(cache_torture, a_pusher_and_a_popper_of_one_magazine_both_killed) {
     b.emplace(w.r, b_id);
     c.emplace(w.r, c_id);
     std::vector<key> ks;
-    for (int i = 0; i < 96; ++i)
+    for (std::uint32_t i = 0; i < 3 * magazine_slots; ++i) // its frees fill both, then push
       ks.push_back(b->alloc());
     slab::core::fault::hook = hook;
     kill_at = "push.done";
@@ -408,7 +415,7 @@ TEST(cache_torture, a_half_done_claim_in_a_scribbled_record_comes_back_once) {
     const std::uint32_t v_id = w.r.attach();
     {
       cache<local_region> v(w.r, v_id);
-      for (int i = 0; i < 40; ++i) // both magazines carved
+      for (std::uint32_t i = 0; i < magazine_slots + 8; ++i) // both magazines carved
         (void)v.alloc();
       slab::core::fault::hook = hook;
       kill_at = "alloc.count";
@@ -430,7 +437,7 @@ TEST(cache_torture, a_half_done_claim_in_a_scribbled_record_comes_back_once) {
     for (const auto& p : a.problems)
       ADD_FAILURE() << p;
     EXPECT_EQ(a.claimed, 0U);
-    EXPECT_EQ(a.live, 40U);
+    EXPECT_EQ(a.live, magazine_slots + 8);
   }
 }
 

@@ -25,6 +25,8 @@ using slab::core::context_record;
 using slab::core::context_state;
 using slab::core::local_region;
 
+constexpr int K = static_cast<int>(slab::core::magazine_slots); // slots per magazine
+
 struct scene {
   local_region r{8192, 4, 64};
   std::uint32_t daemon_id, neighbour_id, victim_id;
@@ -32,14 +34,17 @@ struct scene {
   cache<local_region> neighbour;
   std::vector<key> neighbour_live, victim_live;
 
-  explicit scene(int victim_allocs = 120, bool free_half = true)
+  // The victim's allocs by default: the neighbour's full magazine from the depot, then
+  // three carves, 8 slots left; its frees (every other key) push a full magazine and
+  // leave it one full and one partial.
+  explicit scene(int victim_allocs = 4 * K - 8, bool free_half = true)
       : daemon_id((r.grow(4096), r.attach())), neighbour_id(r.attach()), victim_id(r.attach()),
         daemon(r, daemon_id), neighbour(r, neighbour_id) {
-    for (int i = 0; i < 100; ++i)
+    for (int i = 0; i < 3 * K + 4; ++i) // four carves, K - 4 slots left
       neighbour_live.push_back(neighbour.alloc());
-    for (int i = 0; i < 40; ++i) // some back to the depot through a full magazine
+    for (int i = 0; i < K + 8; ++i) // some back to the depot through a full magazine
       EXPECT_TRUE(neighbour.free(neighbour_live[static_cast<std::size_t>(i)]));
-    neighbour_live.erase(neighbour_live.begin(), neighbour_live.begin() + 40);
+    neighbour_live.erase(neighbour_live.begin(), neighbour_live.begin() + K + 8);
     cache<local_region> victim(r, victim_id);
     std::vector<key> keys;
     for (int i = 0; i < victim_allocs; ++i)
@@ -170,11 +175,11 @@ TEST(hostile_record, forged_steps) {
 
 // A won carve of slots that are in use (the neighbour's): refused, nothing refilled.
 TEST(hostile_record, forged_carve) {
-  scene s(64, false); // the victim carved twice and allocated all: both magazines empty
+  scene s(2 * K, false); // the victim allocated two magazines' worth: both empty
   context_record& v = s.victim_record();
   ASSERT_EQ(s.r.mag(v.mag[v.active.load() & 1U].load()).count.load(), 0U);
   using slab::core::intent_op;
-  v.intent.arg.store(0); // slots 0..31: the neighbour's, live or in its cache
+  v.intent.arg.store(0); // slots 0..K-1: the neighbour's, live or in its cache
   v.intent.seq.store(0);
   v.won[static_cast<std::uint32_t>(slab::core::cell_id::fresh)].store(1);
   v.intent.op.store(static_cast<std::uint32_t>(intent_op::carve));
@@ -197,11 +202,11 @@ TEST(hostile_record, forged_pop_of_a_depot_magazine) {
   reclaim_and_check(s, "forged pop of the FULL head");
 }
 
-// A won carve over slots another context carved and holds (one of them claimed, so
-// every generation is still 0): refused, as their headers are not all untouched.
+// A won carve over the range of a slot another context holds claimed (its header names
+// that context): refused, as the range's headers are not all untouched.
 TEST(hostile_record, forged_carve_over_a_claimed_range) {
   using slab::core::intent_op;
-  scene s(64, false); // the victim's magazines are empty
+  scene s(2 * K, false); // the victim's magazines are empty
   std::uint32_t entry = 0;
   const key claimed = s.neighbour.claim(entry);
   ASSERT_TRUE(claimed.plausible());

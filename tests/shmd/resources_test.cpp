@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@
 #include <slabtest/daemon.hpp>
 #include <slabtest/ledger.hpp>
 #include <slabtest/machine.hpp>
+#include <slabtest/pool_view.hpp>
 
 namespace {
 
@@ -169,6 +171,30 @@ daemon_cfg one_pool(const std::string& hugepages, std::uint64_t capacity,
   cfg.pools[0].capacity = capacity;
   cfg.pools[0].max_capacity = max_capacity;
   return cfg;
+}
+
+/// What a pool takes to start, in bytes, as a probe shmd (its segments in /dev/shm,
+/// nothing limited) makes it: the control segment and tier 0's meta and data segments.
+/// Both follow the magazine size K (core::magazine_slots): the control segment holds
+/// the magazines beyond one per K slots, a meta segment one per K of its slots.
+struct start_bytes {
+  std::uint64_t control = 0, tier0 = 0;
+};
+start_bytes to_start(const daemon_cfg& cfg) {
+  daemon probe(cfg);
+  slabtest::pool_view v(probe.socket_path(), "test");
+  const slab::proto::pool_header& h = v.map().info();
+  return {h.control_bytes, h.tiers[0].meta_bytes + h.tiers[0].data_bytes};
+}
+
+/// A size as shmd's messages write it: "344 KiB", "1 MiB" (in the largest unit that
+/// divides it).
+std::string bytes_text(std::uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB"};
+  std::size_t u = 0;
+  for (; u + 1 < std::size(units) && n >= 1024 && n % 1024 == 0; ++u)
+    n /= 1024;
+  return std::to_string(n) + " " + units[u];
 }
 
 std::size_t count_of(const std::string& text, const std::string& needle) {
@@ -355,12 +381,16 @@ daemon_cfg as_nobody(daemon_cfg cfg, std::uint64_t memlock) {
 
 TEST(resources_mlock, limit_too_low_for_the_first_tier_refuses_to_start) {
   if (!is_root()) GTEST_SKIP() << "needs root to run shmd as another uid (root ignores the limit)";
+  // Room for the control segment and 64 KiB more: tier 0 (256 KiB of slots) does not fit.
+  const start_bytes need = to_start(one_pool("off", 4096));
+  const std::uint64_t limit = need.control + 64 * KiB;
+  ASSERT_LT(limit, need.control + need.tier0);
   temp_dir segments("/dev/shm");
   ASSERT_EQ(::chown(segments.path().c_str(), nobody, nobody), 0);
   run_dir rd(true);
-  const shmd_run r = rd.run(one_pool("off", 4096), segments.path(), nobody, 64 * KiB);
+  const shmd_run r = rd.run(one_pool("off", 4096), segments.path(), nobody, limit);
   expect_refused_start(r, rd.socket, {segments.path()},
-                       {"pool 'test'", "mlock of", "RLIMIT_MEMLOCK is 64 KiB",
+                       {"pool 'test'", "mlock of", "RLIMIT_MEMLOCK is " + bytes_text(limit),
                         "LimitMEMLOCK=infinity", "ulimit -l", "CAP_IPC_LOCK",
                         "bytes locked to start"});
 }
@@ -387,26 +417,40 @@ TEST(resources_mlock, limit_enough_for_the_first_tier_only_keeps_serving) {
 
 // ---- full file systems ----------------------------------------------------------------
 
+std::string tmpfs_options(std::uint64_t size) {
+  return "size=" + std::to_string(size / KiB) + "k,mode=0700";
+}
+
 TEST(resources_full_tmpfs, first_tier_that_does_not_fit_refuses_to_start) {
-  scratch_mount fs("tmpfs", "size=128k,mode=0700"); // the control segment fits, tier 0 not
+  if (!is_root()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  // The control segment fits, and 128 KiB more: tier 0 (256 KiB of slots) does not.
+  const start_bytes need = to_start(one_pool("off", 4096));
+  const std::uint64_t size = need.control + 128 * KiB;
+  ASSERT_LT(size, need.control + need.tier0);
+  scratch_mount fs("tmpfs", tmpfs_options(size));
   NEED(fs);
   run_dir rd;
   const shmd_run r = rd.run(one_pool("off", 4096), fs.path());
   expect_refused_start(r, rd.socket, {fs.path()},
                        {"pool 'test'", "ENOSPC", "No space left on device", fs.path() + "/test.t0.",
-                        "free of 128 KiB"});
-  EXPECT_EQ(fs.free_bytes(), 128 * KiB) << "everything shmd allocated there is given back";
+                        "free of " + bytes_text(size)});
+  EXPECT_EQ(fs.free_bytes(), size) << "everything shmd allocated there is given back";
 }
 
 TEST(resources_full_tmpfs, growth_that_does_not_fit_keeps_serving) {
-  scratch_mount fs("tmpfs", "size=512k,mode=0700"); // control + tier 0 fit, tier 1 not
+  if (!is_root()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  // Control + tier 0 fit, and 128 KiB more: tier 1 (another 256 KiB of slots) does not.
+  const start_bytes need = to_start(one_pool("off", 4096));
+  const std::uint64_t size = need.control + need.tier0 + 128 * KiB;
+  scratch_mount fs("tmpfs", tmpfs_options(size));
   NEED(fs);
   daemon_cfg cfg = one_pool("off", 4096);
   cfg.segment_dir = fs.path();
   daemon d(cfg);
   const std::uint64_t free_at_start = fs.free_bytes();
   expect_growth_refused(
-      d, 4096, {"pool 'test': tier 1:", "ENOSPC", fs.path() + "/test.t1.", "free of 512 KiB"});
+      d, 4096,
+      {"pool 'test': tier 1:", "ENOSPC", fs.path() + "/test.t1.", "free of " + bytes_text(size)});
   EXPECT_EQ(fs.free_bytes(), free_at_start) << "failed tiers leave no pages behind";
   EXPECT_EQ(segment_files(fs.path()).size(), 3U) << joined(segment_files(fs.path()));
 }

@@ -31,7 +31,7 @@ namespace slab::core {
 
 /// Slots per magazine (K). Magazines move between a context and the depot as a whole,
 /// so a context touches the depot once per K allocations or frees at most.
-inline constexpr std::uint32_t magazine_slots = 32;
+inline constexpr std::uint32_t magazine_slots = 256;
 inline constexpr std::uint32_t no_magazine = 0xFFFFFFFFU;
 inline constexpr std::uint32_t no_context = 0xFFFFFFFFU;
 
