@@ -14,6 +14,8 @@
 //   growth_4M/64B            4M emplaces into a pool that starts EMPTY, through every
 //                            tier shmd adds meanwhile; page faults in the loop counted
 //   churn_1M/64B             fill 1M, 10M random erase+emplace pairs
+//   lifecycle_1M/64B         fill 1M, 10M order lifecycles: get a random live value,
+//                            change it, erase it, emplace a new one
 //   handoff                  process A (this one) emplaces a value stamped with the TSC
 //                            and passes the key through a shared ring to process B,
 //                            pinned to another CPU, which gets and erases it; one key in
@@ -373,6 +375,7 @@ plan make_plan(bool quick) {
   p.ws.push_back({std::string("growth_paced_") + (quick ? "400K" : "4M") + "/64B", kind::growth,
                   grow, grow, 64, 1, 1300});
   p.ws.push_back({"churn_" + l + "/64B", kind::churn, live, ops, 64});
+  p.ws.push_back({"lifecycle_" + l + "/64B", kind::lifecycle, live, ops, 64});
   p.handoff_n = quick ? 20'000 : 1'000'000;
   p.nproc_ops = quick ? 100'000 : 4'000'000;
   p.nproc_live = quick ? 10'000 : 100'000;
@@ -436,7 +439,8 @@ std::vector<targets::verdict> judge(const std::vector<latency::row>& rows, const
       v.push_back(ratio(rows, "growth through shmd: max within 1.5x the floor's", w.name,
                         "slab::pool", "floor", 4, 1.5));
       break;
-    case kind::churn: break;
+    case kind::churn:
+    case kind::lifecycle: break;
     }
     v.push_back(targets::ahead(rows, w.name, "slab::pool", {"floor", "slab::slab", "slab+locked"}));
   }

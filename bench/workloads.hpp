@@ -7,6 +7,11 @@
 //              pair one sample: the unit a steady-state user pays for (a slot freed and
 //              one taken). The key to erase is drawn from a seeded SplitMix64 before
 //              the timed region; the new key is stored after it.
+//   lifecycle  what a matching engine does with an order: fill to n values (untimed),
+//              then `ops` times, on a random live key: get the value, read it and
+//              change it (a fill reduces the quantity), erase it, insert a new one.
+//              One sample per order. Unlike churn, every peer touches the value (the
+//              pool's header check and DPDK's object read both pay for the line).
 //   get_random, get_seq
 //              n live values; each sample times a BATCH of `batch` gets (keys loaded
 //              untimed into a small array first) reading one word of each value, and
@@ -39,12 +44,13 @@
 
 namespace workloads {
 
-enum class kind { growth, churn, get_random, get_seq, alloc_free };
+enum class kind { growth, churn, lifecycle, get_random, get_seq, alloc_free };
 
 inline const char* kind_name(kind k) noexcept {
   switch (k) {
   case kind::growth: return "growth";
   case kind::churn: return "churn";
+  case kind::lifecycle: return "lifecycle";
   case kind::get_random: return "get_random";
   case kind::get_seq: return "get_seq";
   case kind::alloc_free: return "alloc_free";
@@ -148,6 +154,41 @@ template <class Peer> latency::stats churn(context& c, const workload& w) {
   return s;
 }
 
+// `ops` order lifecycles on random live keys; timed into rec when Timed.
+template <bool Timed, class Peer>
+void lifecycle_ops(Peer& p, std::vector<key_of<Peer>>& keys, peers::splitmix64& rng,
+                   std::size_t ops, latency::recorder& rec) {
+  using P = peers::payload_of<Peer>;
+  for (std::size_t i = 0; i < ops; ++i) {
+    const std::size_t j = rng.below(keys.size());
+    const key_of<Peer> k = keys[j];
+    const P fresh = peers::make_payload<P>(i);
+    const auto order = [&] {
+      P* v = p.get(k);
+      v->w[1] -= v->w[2] & 7; // a fill: the quantity goes down by what was traded
+      latency::keep(v->w[1]);
+      p.erase(k);
+      return p.insert(fresh);
+    };
+    if constexpr (Timed)
+      keys[j] = rec.time(order);
+    else
+      keys[j] = order();
+  }
+}
+
+template <class Peer> latency::stats lifecycle(context& c, const workload& w) {
+  Peer p(w.n);
+  std::vector<key_of<Peer>> keys = peers::fill(p, w.n);
+  peers::splitmix64 rng(c.seed);
+  lifecycle_ops<false>(p, keys, rng, std::min<std::size_t>(w.ops, 100'000), c.rec); // warm-up
+  c.rec.clear();
+  lifecycle_ops<true>(p, keys, rng, w.ops, c.rec);
+  const latency::stats s = latency::summarize(c.rec.samples(), c.clk);
+  peers::dispose(p, keys);
+  return s;
+}
+
 /// Largest batch the get and alloc_free loops take.
 inline constexpr std::size_t max_batch = 64;
 
@@ -215,6 +256,7 @@ template <class Peer> latency::stats run(context& c, const workload& w) {
   switch (w.k) {
   case kind::growth: return growth<Peer>(c, w);
   case kind::churn: return churn<Peer>(c, w);
+  case kind::lifecycle: return lifecycle<Peer>(c, w);
   case kind::get_random:
   case kind::get_seq: return gets<Peer>(c, w);
   case kind::alloc_free: return alloc_free<Peer>(c, w);
