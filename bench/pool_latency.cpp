@@ -27,7 +27,7 @@
 //                            secondary, each with its lcore cache (dpdk_handoff; needs
 //                            root and free hugepages). The loops: handoff.hpp.
 //   nproc_churn/N            N processes, each with its own context of the same pool,
-//                            churn in bursts of 128 erases then 128 emplaces (four
+//                            churn in bursts of 4K erases then 4K emplaces (four
 //                            magazines each way: the depot is in every burst); each
 //                            op timed; throughput per process from wall time.
 #include <sys/mman.h>
@@ -214,15 +214,19 @@ struct nproc_shared {
   latency::stats results[2];
 };
 
-constexpr std::size_t burst = 128;
+/// Four magazines each way: every burst goes through the depot, whatever K is.
+constexpr std::size_t burst = 4 * slab::core::magazine_slots;
 
-/// A random index below n that is not among the first `k` of `taken` (untimed: a burst
-/// never erases the same key twice).
-inline std::size_t distinct_draw(peers::splitmix64& rng, std::size_t n, const std::size_t* taken,
-                                 std::size_t k) {
+/// A random index below marks.size() not drawn yet in this burst (`epoch`): a burst
+/// never erases the same key twice.
+inline std::size_t distinct_draw(peers::splitmix64& rng, std::vector<std::uint32_t>& marks,
+                                 std::uint32_t epoch) {
   for (;;) {
-    const std::size_t j = rng.below(n);
-    if (std::find(taken, taken + k, j) == taken + k) return j;
+    const std::size_t j = rng.below(marks.size());
+    if (marks[j] != epoch) {
+      marks[j] = epoch;
+      return j;
+    }
   }
 }
 
@@ -236,11 +240,14 @@ latency::stats churn_bursts(Peer& p, std::size_t live, std::size_t ops, std::uin
   peers::splitmix64 rng(seed);
   sh.ready.fetch_add(1);
   while (!sh.go.load(std::memory_order_acquire)) {}
-  std::size_t slots[burst];
+  std::vector<std::size_t> slots(burst);
+  std::vector<std::uint32_t> marks(keys.size(), 0);
+  std::uint32_t epoch = 0;
   const std::uint64_t t0 = latency::tsc_start();
   for (std::size_t done = 0; done < ops; done += 2 * burst) {
+    ++epoch;
     for (std::size_t i = 0; i < burst; ++i) {
-      slots[i] = distinct_draw(rng, keys.size(), slots, i);
+      slots[i] = distinct_draw(rng, marks, epoch);
       const auto k = keys[slots[i]];
       rec.time([&] { p.erase(k); });
     }
