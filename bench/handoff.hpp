@@ -3,7 +3,7 @@
 // memory; process B, on the other CPU, gets the value by its key, reads the stamp and
 // erases it. One key in flight at a time, so that stamp-to-get measures the handoff
 // itself, not time spent queued behind earlier keys. pool_latency runs it for the pool
-// and Boost.Interprocess (A here, B a forked child), dpdk_handoff for rte_mempool (A an
+// and Boost.Interprocess (A here, B a forked child), dpdk_procs for rte_mempool (A an
 // EAL primary, B a secondary): the same loops for every peer.
 #pragma once
 

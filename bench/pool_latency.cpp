@@ -24,7 +24,7 @@
 //                            cores, ring included). Peers: slab::pool, Boost's
 //                            managed_shared_memory (B gets the address from a handle),
 //                            and rte_mempool as DPDK shares one: A an EAL primary, B a
-//                            secondary, each with its lcore cache (dpdk_handoff; needs
+//                            secondary, each with its lcore cache (dpdk_procs; needs
 //                            root and free hugepages). The loops: handoff.hpp.
 //   nproc_churn/N            N processes, each with its own context of the same pool,
 //                            churn in bursts of 4K erases then 4K emplaces (four
@@ -55,6 +55,7 @@
 
 #include "handoff.hpp"
 #include "latency.hpp"
+#include "nproc.hpp"
 #include "peers/alloc_peers.hpp"
 #include "peers/dpdk.hpp"
 #include "peers/peers.hpp"
@@ -208,68 +209,15 @@ std::vector<latency::stats> run_handoff(latency::recorder& rec, const latency::c
 
 // ---- N processes churning one pool ---------------------------------------------------
 
-struct nproc_shared {
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  latency::stats results[2];
-};
-
-/// Four magazines each way: every burst goes through the depot, whatever K is.
-constexpr std::size_t burst = 4 * slab::core::magazine_slots;
-
-/// A random index below marks.size() not drawn yet in this burst (`epoch`): a burst
-/// never erases the same key twice.
-inline std::size_t distinct_draw(peers::splitmix64& rng, std::vector<std::uint32_t>& marks,
-                                 std::uint32_t epoch) {
-  for (;;) {
-    const std::size_t j = rng.below(marks.size());
-    if (marks[j] != epoch) {
-      marks[j] = epoch;
-      return j;
-    }
-  }
-}
-
-/// One process's churn: bursts of `burst` erases of random own keys, then as many
-/// inserts; every operation timed; throughput from the wall time of the whole loop.
-template <class Peer>
-latency::stats churn_bursts(Peer& p, std::size_t live, std::size_t ops, std::uint64_t seed,
-                            const latency::clock_info& clk, nproc_shared& sh) {
-  std::vector<typename Peer::key_type> keys = peers::fill(p, live);
-  latency::recorder rec(ops + 2 * burst);
-  peers::splitmix64 rng(seed);
-  sh.ready.fetch_add(1);
-  while (!sh.go.load(std::memory_order_acquire)) {}
-  std::vector<std::size_t> slots(burst);
-  std::vector<std::uint32_t> marks(keys.size(), 0);
-  std::uint32_t epoch = 0;
-  const std::uint64_t t0 = latency::tsc_start();
-  for (std::size_t done = 0; done < ops; done += 2 * burst) {
-    ++epoch;
-    for (std::size_t i = 0; i < burst; ++i) {
-      slots[i] = distinct_draw(rng, marks, epoch);
-      const auto k = keys[slots[i]];
-      rec.time([&] { p.erase(k); });
-    }
-    for (std::size_t i = 0; i < burst; ++i) {
-      const Payload64 v = peers::make_payload<Payload64>(done + i);
-      keys[slots[i]] = rec.time([&] { return p.insert(v); });
-    }
-  }
-  const std::uint64_t t1 = latency::tsc_stop();
-  latency::stats s = latency::summarize(rec.samples(), clk);
-  s.ops_per_s = static_cast<double>(rec.size()) * clk.hz / static_cast<double>(t1 - t0);
-  peers::dispose(p, keys);
-  return s;
-}
-
 /// Runs `work(i, shared)` in `n` child processes pinned to different CPUs, starts them
 /// together, and returns the results of process 0 with the mean throughput per process.
-template <class Work> latency::stats nproc(std::size_t n, const std::vector<int>& cpus, Work work) {
-  void* mem = ::mmap(nullptr, sizeof(nproc_shared), PROT_READ | PROT_WRITE,
+template <class Work>
+latency::stats run_nproc(std::size_t n, const std::vector<int>& cpus, Work work) {
+  if (n > nproc::shared::max_procs) throw std::invalid_argument("nproc: too many processes");
+  void* mem = ::mmap(nullptr, sizeof(nproc::shared), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("mmap failed");
-  auto& sh = *new (mem) nproc_shared();
+  auto& sh = *new (mem) nproc::shared();
   std::vector<pid_t> kids;
   for (std::size_t i = 0; i < n; ++i) {
     const pid_t pid = ::fork();
@@ -304,7 +252,7 @@ template <class Work> latency::stats nproc(std::size_t n, const std::vector<int>
   for (std::size_t i = 0; i < n; ++i)
     sum += sh.results[i].ops_per_s;
   s.ops_per_s = sum / static_cast<double>(n);
-  ::munmap(mem, sizeof(nproc_shared));
+  ::munmap(mem, sizeof(nproc::shared));
   return s;
 }
 
@@ -453,7 +401,8 @@ std::vector<targets::verdict> judge(const std::vector<latency::row>& rows, const
   }
   v.push_back(targets::ahead(rows, "handoff B", "slab::pool", {}));
   v.push_back(targets::ahead(rows, "handoff A", "slab::pool", {}));
-  for (const char* peer : {"slab::pool", "boost node_alloc"}) {
+  v.push_back(targets::ahead(rows, "nproc_churn/2", "slab::pool", {}));
+  for (const char* peer : {"slab::pool", "rte_mempool", "boost node_alloc"}) {
     const latency::row* one = targets::find(rows, "nproc_churn/1", peer);
     const latency::row* two = targets::find(rows, "nproc_churn/2", peer);
     targets::verdict t{std::string("N processes churning one pool (") + peer +
@@ -593,61 +542,75 @@ struct runner {
     dpdk_handoff(names);
   }
 
-  /// rte_mempool across processes, as DPDK shares one: dpdk_handoff runs A as an EAL
-  /// primary and B as a secondary on the same CPUs and loops (handoff.hpp).
-  void dpdk_handoff(const std::vector<std::string>& names) {
-    latency::row& a = row("handoff A", "rte_mempool");
-    if (!a.note.empty()) return;
-#ifdef DPDK_HANDOFF_BINARY
+  /// Runs dpdk_procs (rte_mempool across processes, as DPDK shares one: an EAL primary
+  /// and secondaries) with `args`, this run's clock and an output file, and reads the
+  /// `count` stats it wrote; empty, with `note` saying why, when it could not run.
+  std::vector<latency::stats> run_dpdk_procs(std::vector<std::string> args, std::size_t count,
+                                             const char* what, std::string& note) {
+#ifdef DPDK_PROCS_BINARY
     slabtest::temp_dir dir;
     slabtest::program p;
-    p.binary = DPDK_HANDOFF_BINARY;
-    p.args = {"--cpu-a",    std::to_string(info.cpu),
-              "--cpu-b",    std::to_string(other_cpu),
-              "--n",        std::to_string(pl.handoff_n),
-              "--hz",       std::to_string(c.clk.hz),
-              "--step",     std::to_string(c.clk.step),
-              "--overhead", std::to_string(c.clk.overhead),
-              "--out",      dir.file("stats")};
+    p.binary = DPDK_PROCS_BINARY;
+    p.args = std::move(args);
+    for (const std::string& a :
+         {std::string("--hz"), std::to_string(c.clk.hz), std::string("--step"),
+          std::to_string(c.clk.step), std::string("--overhead"), std::to_string(c.clk.overhead),
+          std::string("--out"), dir.file("stats")})
+      p.args.push_back(a);
     p.out_path = dir.file("out");
     p.err_path = dir.file("err");
     const slabtest::program_result r = slabtest::run_program(p, std::chrono::minutes(5));
     const std::string bytes = slabtest::read_file(dir.file("stats"));
-    latency::stats h[3];
-    if (r.status.code() == 3 || !r.status.ok() || bytes.size() != sizeof h) {
-      a.note = r.status.code() == 3 ? "not measured: " + r.out.substr(0, r.out.find('\n'))
-                                    : "failed: dpdk_handoff " + r.status.describe() + ": " + r.err;
+    std::vector<latency::stats> out(count);
+    if (r.status.code() == 3 || !r.status.ok() || bytes.size() != count * sizeof(latency::stats)) {
+      note = r.status.code() == 3 ? "not measured: " + r.out.substr(0, r.out.find('\n'))
+                                  : "failed: dpdk_procs " + r.status.describe() + ": " + r.err;
       // A repetition lost after others ran would otherwise go unseen (the row shows them).
-      std::fprintf(stderr, "handoff, rte_mempool: %s\n", a.note.c_str());
-      return;
+      std::fprintf(stderr, "%s, rte_mempool: %s\n", what, note.c_str());
+      return {};
     }
-    std::memcpy(h, bytes.data(), sizeof h);
-    for (std::size_t k = 0; k < 3; ++k)
-      row(names[k], "rte_mempool").reps.push_back(h[k]);
+    std::memcpy(out.data(), bytes.data(), bytes.size());
+    return out;
 #else
-    (void)names;
-    a.note = "not built: DPDK was not found at configure time";
+    (void)args;
+    (void)count;
+    (void)what;
+    note = "not built: DPDK was not found at configure time";
+    return {};
 #endif
+  }
+
+  /// The handoff for rte_mempool: A the EAL primary, B a secondary, on the same CPUs
+  /// and loops as the pool's (handoff.hpp).
+  void dpdk_handoff(const std::vector<std::string>& names) {
+    latency::row& a = row("handoff A", "rte_mempool");
+    if (!a.note.empty()) return;
+    const std::vector<latency::stats> h =
+        run_dpdk_procs({"--cpu-a", std::to_string(info.cpu), "--cpu-b", std::to_string(other_cpu),
+                        "--n", std::to_string(pl.handoff_n)},
+                       3, "handoff", a.note);
+    for (std::size_t k = 0; k < h.size(); ++k)
+      row(names[k], "rte_mempool").reps.push_back(h[k]);
   }
 
   void nprocs(std::size_t n, std::size_t r) {
     const std::string w = "nproc_churn/" + std::to_string(n);
     const std::vector<int> cpus = {info.cpu, other_cpu};
     add(row(w, "slab::pool"), [&] {
-      return nproc(n, cpus, [&](std::size_t i, nproc_shared& sh) {
+      return run_nproc(n, cpus, [&](std::size_t i, nproc::shared& sh) {
         slab::client cl = slab::client::connect(socket);
         slab::pool<Payload64> p = cl.open<Payload64>("b64");
         pool_peer<Payload64>::current = &p;
         pool_peer<Payload64> peer(0);
-        return churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
+        return nproc::churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
       });
     });
     add(row(w, "boost node_alloc"), [&] {
       // The parent creates the segment; each child opens it and takes the node pool
       // of the same segment manager: one shared free list behind the segment's mutex.
-      peers::boost_segment seg(n * (pl.nproc_live + 4 * burst) + 65536, sizeof(Payload64));
+      peers::boost_segment seg(n * (pl.nproc_live + 4 * nproc::burst) + 65536, sizeof(Payload64));
       const std::string name = seg.name();
-      return nproc(n, cpus, [&](std::size_t i, nproc_shared& sh) {
+      return run_nproc(n, cpus, [&](std::size_t i, nproc::shared& sh) {
         struct shared_node_peer {
           using key_type = Payload64*;
           using alloc = peers::boost_node_peer<Payload64>::alloc;
@@ -659,12 +622,18 @@ struct runner {
           Payload64* get(key_type k) noexcept { return k; }
           void erase(key_type k) noexcept { a.deallocate(alloc::pointer(k), 1); }
         } peer(name);
-        return churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
+        return nproc::churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
       });
     });
-    row(w, "rte_mempool",
-        "not measured yet: DPDK across processes runs in the handoff (dpdk_handoff, an EAL "
-        "primary and a secondary); N secondaries churning one mempool is not written yet");
+    latency::row& dpdk = row(w, "rte_mempool");
+    if (!dpdk.note.empty()) return;
+    // n EAL secondaries churning one mempool, on the pool's CPUs, with its seeds
+    const std::vector<latency::stats> st =
+        run_dpdk_procs({"--nproc", std::to_string(n), "--live", std::to_string(pl.nproc_live),
+                        "--cpu-a", std::to_string(info.cpu), "--cpu-b", std::to_string(other_cpu),
+                        "--n", std::to_string(pl.nproc_ops), "--seed", std::to_string(1000 * r)},
+                       1, w.c_str(), dpdk.note);
+    if (!st.empty()) dpdk.reps.push_back(st[0]);
   }
 };
 
