@@ -49,8 +49,9 @@ void consume(ring& r, Side side, const latency::clock_info& clk, std::size_t n) 
   r.results[1] = latency::summarize(e2e.samples(), raw_clk);
 }
 
-/// A: once B is ready (`alive()` false while waiting means B died: false back), sends n
-/// values; `emplace(value)` returns the key that goes into the ring, timed into `rec`.
+/// A: once B is ready, sends n values; `emplace(value)` returns the key that goes into
+/// the ring, timed into `rec`. `alive()`, asked while waiting for B, false means B died:
+/// false back, at the start or mid-run.
 template <class Alive, class Emplace>
 bool produce(ring& r, latency::recorder& rec, std::size_t n, Alive alive, Emplace emplace) {
   while (!r.consumer_ready.load(std::memory_order_acquire)) {
@@ -58,7 +59,11 @@ bool produce(ring& r, latency::recorder& rec, std::size_t n, Alive alive, Emplac
   }
   rec.clear();
   for (std::size_t i = 0; i < n; ++i) {
-    while (r.tail.load(std::memory_order_relaxed) != r.head.load(std::memory_order_acquire)) {}
+    for (std::uint32_t spins = 1;
+         r.tail.load(std::memory_order_relaxed) != r.head.load(std::memory_order_acquire);
+         ++spins) {
+      if (spins % (1U << 20) == 0 && !alive()) return false; // B died mid-run: never spin on
+    }
     peers::Payload64 v = peers::make_payload<peers::Payload64>(i);
     v.w[0] = latency::tsc_stop();
     const std::uint64_t k = rec.time([&] { return emplace(v); });

@@ -24,6 +24,7 @@
 #include <rte_mempool.h>
 #include <rte_memzone.h>
 
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,10 +113,15 @@ void eal_init(const std::string& type, const options& o, const std::string& pref
     throw std::runtime_error(type + " EAL init: " + rte_strerror(rte_errno));
 }
 
-/// A private hugetlbfs mount for the run, on a fresh directory; both removed after.
+/// A private hugetlbfs mount for the run, on a fresh directory; both removed after. It
+/// is made in a mount namespace of this process's own (the secondaries, its children,
+/// share it), so that it goes with the last of them even if they are killed -9.
 class huge_mount {
 public:
   huge_mount() {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr))
+      cannot_run("cannot make a mount namespace for the EAL primary (" +
+                 std::string(std::strerror(errno)) + "): needs root");
     if (::mount("nodev", dir_.path().c_str(), "hugetlbfs", 0, nullptr) != 0)
       cannot_run("cannot mount hugetlbfs for the EAL primary (" +
                  std::string(std::strerror(errno)) + "): needs root");
