@@ -402,7 +402,7 @@ std::vector<targets::verdict> judge(const std::vector<latency::row>& rows, const
   v.push_back(targets::ahead(rows, "handoff B", "slab::pool", {}));
   v.push_back(targets::ahead(rows, "handoff A", "slab::pool", {}));
   v.push_back(targets::ahead(rows, "nproc_churn/2", "slab::pool", {}));
-  for (const char* peer : {"slab::pool", "rte_mempool", "boost node_alloc"}) {
+  for (const char* peer : {"slab::pool", "boost node_alloc"}) {
     const latency::row* one = targets::find(rows, "nproc_churn/1", peer);
     const latency::row* two = targets::find(rows, "nproc_churn/2", peer);
     targets::verdict t{std::string("N processes churning one pool (") + peer +
@@ -559,7 +559,9 @@ struct runner {
       p.args.push_back(a);
     p.out_path = dir.file("out");
     p.err_path = dir.file("err");
-    const slabtest::program_result r = slabtest::run_program(p, std::chrono::minutes(5));
+    // A run takes about a second; a stall of the EAL primary (seen under this program,
+    // never standalone) must not hold up the rest.
+    const slabtest::program_result r = slabtest::run_program(p, std::chrono::seconds(60));
     const std::string bytes = slabtest::read_file(dir.file("stats"));
     std::vector<latency::stats> out(count);
     if (r.status.code() == 3 || !r.status.ok() || bytes.size() != count * sizeof(latency::stats)) {
@@ -625,15 +627,10 @@ struct runner {
         return nproc::churn_bursts(peer, pl.nproc_live, pl.nproc_ops, 1000 * r + i, c.clk, sh);
       });
     });
-    latency::row& dpdk = row(w, "rte_mempool");
-    if (!dpdk.note.empty()) return;
-    // n EAL secondaries churning one mempool, on the pool's CPUs, with its seeds
-    const std::vector<latency::stats> st =
-        run_dpdk_procs({"--nproc", std::to_string(n), "--live", std::to_string(pl.nproc_live),
-                        "--cpu-a", std::to_string(info.cpu), "--cpu-b", std::to_string(other_cpu),
-                        "--n", std::to_string(pl.nproc_ops), "--seed", std::to_string(1000 * r)},
-                       1, w.c_str(), dpdk.note);
-    if (!st.empty()) dpdk.reps.push_back(st[0]);
+    row(w, "rte_mempool",
+        "not measured yet: N EAL secondaries churning one mempool ran standalone, but "
+        "under this program the EAL primary stalled after its secondaries finished "
+        "(docs/benchmarks.md); not shipped until that is understood");
   }
 };
 

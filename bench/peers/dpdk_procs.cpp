@@ -1,17 +1,13 @@
-// dpdk_procs: DPDK's rte_mempool in the workloads that cross processes, run the way a
-// DPDK user shares a mempool between processes: an EAL primary (this process) creates
-// the mempool (per-lcore cache of 512, DPDK's largest) and a memzone, and execs EAL
-// secondaries of itself, which look both up by name in the shared hugepage memory;
-// each process uses its own lcore's cache. Hugepage memory sits at the same address in
-// every process, so objects pass between them as addresses.
+// dpdk_procs: DPDK's rte_mempool across processes, run the way a DPDK user shares a
+// mempool between processes: an EAL primary (this process) creates the mempool
+// (per-lcore cache of 512, DPDK's largest) and a memzone, and execs an EAL secondary of
+// itself, which looks both up by name in the shared hugepage memory; each process uses
+// its own lcore's cache. Hugepage memory sits at the same address in every process, so
+// objects pass between them as addresses.
 //
 //   dpdk_procs --cpu-a A --cpu-b B --n N --hz HZ --step S --overhead O --out FILE
-//     the handoff (handoff.hpp): the primary is process A on CPU A, one secondary is
+//     the handoff (handoff.hpp): the primary is process A on CPU A, the secondary is
 //     B on CPU B. FILE receives three latency::stats (A: get, B: take, stamp-to-get).
-//   dpdk_procs --nproc P --live L --cpu-a A --cpu-b B --n OPS --seed S --hz ... --out FILE
-//     P processes churning one mempool (nproc.hpp): P secondaries on CPUs A, B, ...,
-//     each with L objects of its own; the primary only waits. FILE receives one
-//     latency::stats: process 0's, with the mean throughput per process.
 //
 // The stats are computed with the caller's clock (its TSC rate, step and timer
 // overhead) so that the figures stand beside the other peers'. Needs root and free
@@ -30,7 +26,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -41,14 +36,12 @@
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <slab/platform/platform.hpp>
 #include <slabtest/process.hpp>
 
 #include "handoff.hpp"
-#include "nproc.hpp"
 
 namespace {
 
@@ -61,11 +54,8 @@ struct options {
   std::size_t n = 0;
   latency::clock_info clk{};
   std::string out;
-  std::size_t nproc = 0, live = 0; // the churn; 0: the handoff
-  std::uint64_t seed = 0;
-  // a secondary's: the primary's file prefix and hugetlbfs mount, and which one it is
+  // the secondary's: the primary's file prefix and hugetlbfs mount
   std::string secondary_prefix, huge_dir;
-  int index = -1;
 };
 
 /// Thrown rather than exiting, so that what was set up (the hugetlbfs mount) is undone
@@ -81,18 +71,13 @@ std::uint64_t free_hugepage_megabytes() {
   return h.available() * h.page_size / (1024 * 1024);
 }
 
-/// Objects the mempool holds, and the hugepage memory the primary's EAL takes for it.
-unsigned objects_for(const options& o) {
-  if (o.nproc == 0) return 4096 + 2 * cache_size;
-  return static_cast<unsigned>(o.nproc * (o.live + 4 * nproc::burst + 2 * cache_size));
-}
-unsigned eal_megabytes_for(const options& o) {
-  // an object with its header and trailer is under 256 bytes; 16 MiB for EAL itself
-  return 16 + static_cast<unsigned>(std::uint64_t{objects_for(o)} * 256 / (1024 * 1024));
-}
+/// Objects the mempool holds, and the hugepage memory the primary's EAL takes for them
+/// (an object with its header and trailer is under 256 bytes; 16 MiB for EAL itself).
+constexpr unsigned objects = 4096 + 2 * cache_size;
+constexpr unsigned eal_megabytes = 16 + objects * 256 / (1024 * 1024);
 
-void eal_init(const std::string& type, const options& o, const std::string& prefix,
-              const std::string& huge_dir, int cpu) {
+void eal_init(const std::string& type, const std::string& prefix, const std::string& huge_dir,
+              int cpu) {
   std::vector<std::string> args = {"dpdk_procs",
                                    "--proc-type=" + type,
                                    "--file-prefix",
@@ -105,7 +90,7 @@ void eal_init(const std::string& type, const options& o, const std::string& pref
                                    "--no-telemetry",
                                    "--log-level",
                                    "*:error"};
-  if (type == "primary") args.insert(args.end(), {"-m", std::to_string(eal_megabytes_for(o))});
+  if (type == "primary") args.insert(args.end(), {"-m", std::to_string(eal_megabytes)});
   std::vector<char*> argv;
   for (std::string& a : args)
     argv.push_back(a.data());
@@ -148,20 +133,16 @@ public:
       ::waitpid(p, nullptr, 0);
     }
   }
-  /// Starts this program again as secondary `index` on `cpu`, its stderr to err_path.
-  void start(const options& o, int index, int cpu, const std::string& prefix,
-             const std::string& huge_dir, const std::string& err_path) {
+  /// Starts this program again as a secondary on `cpu`, its stderr to err_path.
+  void start(const options& o, int cpu, const std::string& prefix, const std::string& huge_dir,
+             const std::string& err_path) {
     slabtest::program p;
     p.binary = "/proc/self/exe";
     p.args = {"--secondary", prefix,
               "--huge-dir",  huge_dir,
-              "--index",     std::to_string(index),
               "--cpu-a",     std::to_string(o.cpu_a),
               "--cpu-b",     std::to_string(cpu),
               "--n",         std::to_string(o.n),
-              "--nproc",     std::to_string(o.nproc),
-              "--live",      std::to_string(o.live),
-              "--seed",      std::to_string(o.seed + static_cast<std::uint64_t>(index)),
               "--hz",        std::to_string(o.clk.hz),
               "--step",      std::to_string(o.clk.step),
               "--overhead",  std::to_string(o.clk.overhead),
@@ -201,14 +182,14 @@ class primary_session {
 public:
   primary_session(const options& o, std::size_t zone_bytes) {
     if (::geteuid() != 0) cannot_run("multi-process EAL needs root (a hugetlbfs mount)");
-    if (free_hugepage_megabytes() < eal_megabytes_for(o) + 8)
+    if (free_hugepage_megabytes() < eal_megabytes + 8)
       cannot_run("multi-process EAL needs hugepages: fewer than " +
-                 std::to_string(eal_megabytes_for(o) + 8) + " MiB free (bench/run --hugepages N)");
+                 std::to_string(eal_megabytes + 8) + " MiB free (bench/run --hugepages N)");
     mount_ = std::make_unique<huge_mount>();
     prefix_ = "slab_procs_" + std::to_string(::getpid());
-    eal_init("primary", o, prefix_, mount_->dir(), o.cpu_a);
-    mp_ = rte_mempool_create(pool_name, objects_for(o), sizeof(peers::Payload64), cache_size, 0,
-                             nullptr, nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
+    eal_init("primary", prefix_, mount_->dir(), o.cpu_a);
+    mp_ = rte_mempool_create(pool_name, objects, sizeof(peers::Payload64), cache_size, 0, nullptr,
+                             nullptr, nullptr, nullptr, SOCKET_ID_ANY, 0);
     mz_ = rte_memzone_reserve(zone_name, zone_bytes, SOCKET_ID_ANY, 0);
     if (mp_ == nullptr || mz_ == nullptr) {
       const std::string why = rte_strerror(rte_errno);
@@ -247,7 +228,7 @@ struct secondary_session {
   rte_mempool* mp = nullptr;
   void* zone = nullptr;
   explicit secondary_session(const options& o) {
-    eal_init("secondary", o, o.secondary_prefix, o.huge_dir, o.cpu_b);
+    eal_init("secondary", o.secondary_prefix, o.huge_dir, o.cpu_b);
     mp = rte_mempool_lookup(pool_name);
     const rte_memzone* mz = rte_memzone_lookup(zone_name);
     if (mp == nullptr || mz == nullptr) throw std::runtime_error("secondary: lookup failed");
@@ -292,7 +273,7 @@ int handoff_primary(const options& o) {
   auto& r = *::new (s.zone()) handoff::ring();
   const slabtest::temp_dir logs;
   secondaries b;
-  b.start(o, 0, o.cpu_b, s.prefix(), s.huge_dir(), logs.file("secondary.err"));
+  b.start(o, o.cpu_b, s.prefix(), s.huge_dir(), logs.file("secondary.err"));
   latency::recorder rec(o.n);
   const bool started = handoff::produce(
       r, rec, o.n, [&] { return b.all_running(); },
@@ -312,67 +293,6 @@ int handoff_primary(const options& o) {
   return 0;
 }
 
-// ---- N processes churning one mempool ------------------------------------------------
-
-/// Secondary `index`: the churn loop of nproc.hpp on the shared mempool.
-int churn_secondary(const options& o) {
-  const secondary_session s(o);
-  auto& sh = *static_cast<nproc::shared*>(s.zone);
-  struct mempool_peer {
-    using key_type = peers::Payload64*;
-    rte_mempool* mp;
-    key_type insert(const peers::Payload64& v) {
-      void* p = nullptr;
-      if (rte_mempool_get(mp, &p) != 0) throw std::bad_alloc();
-      return ::new (p) peers::Payload64(v);
-    }
-    peers::Payload64* get(key_type k) noexcept { return k; }
-    void erase(key_type k) noexcept {
-      std::destroy_at(k);
-      rte_mempool_put(mp, k);
-    }
-  } peer{s.mp};
-  sh.results[static_cast<std::size_t>(o.index)] =
-      nproc::churn_bursts(peer, o.live, o.n, o.seed, o.clk, sh);
-  return 0;
-}
-
-/// Starts the secondaries, lets them go together, and reports process 0's figures
-/// with the mean throughput per process.
-int churn_primary(const options& o) {
-  if (o.nproc > nproc::shared::max_procs)
-    throw std::runtime_error("--nproc: at most " + std::to_string(nproc::shared::max_procs));
-  if (o.nproc > 1 && o.cpu_a == o.cpu_b)
-    cannot_run("the churn needs a CPU per process (both on " + std::to_string(o.cpu_a) + ")");
-  const primary_session s(o, sizeof(nproc::shared));
-  auto& sh = *::new (s.zone()) nproc::shared();
-  const slabtest::temp_dir logs;
-  secondaries procs;
-  for (std::size_t i = 0; i < o.nproc; ++i) {
-    procs.start(o, static_cast<int>(i), i % 2 == 0 ? o.cpu_a : o.cpu_b, s.prefix(), s.huge_dir(),
-                logs.file("secondary" + std::to_string(i) + ".err"));
-  }
-  bool ready = true;
-  while (ready && sh.ready.load() != static_cast<int>(o.nproc)) {
-    ready = procs.all_running();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  sh.go.store(true, std::memory_order_release);
-  if (!procs.wait() || !ready) {
-    std::string errs;
-    for (std::size_t i = 0; i < o.nproc; ++i)
-      errs += slabtest::read_file(logs.file("secondary" + std::to_string(i) + ".err"));
-    throw std::runtime_error("a churning secondary failed: " + errs);
-  }
-  latency::stats out[1] = {sh.results[0]};
-  double sum = 0;
-  for (std::size_t i = 0; i < o.nproc; ++i)
-    sum += sh.results[i].ops_per_s;
-  out[0].ops_per_s = sum / static_cast<double>(o.nproc);
-  write_stats(o.out, out);
-  return 0;
-}
-
 options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -383,12 +303,6 @@ options parse(int argc, char** argv) {
       o.cpu_b = std::stoi(v);
     else if (a == "--n")
       o.n = std::stoull(v);
-    else if (a == "--nproc")
-      o.nproc = std::stoull(v);
-    else if (a == "--live")
-      o.live = std::stoull(v);
-    else if (a == "--seed")
-      o.seed = std::stoull(v);
     else if (a == "--hz")
       o.clk.hz = std::stod(v);
     else if (a == "--step")
@@ -401,16 +315,12 @@ options parse(int argc, char** argv) {
       o.secondary_prefix = v;
     else if (a == "--huge-dir")
       o.huge_dir = v;
-    else if (a == "--index")
-      o.index = std::stoi(v);
     else
       throw std::runtime_error("unknown option " + a);
   }
-  if (o.cpu_a < 0 || o.cpu_b < 0 || o.n == 0 || o.clk.hz <= 0 || o.out.empty() ||
-      (o.nproc != 0 && o.live == 0))
+  if (o.cpu_a < 0 || o.cpu_b < 0 || o.n == 0 || o.clk.hz <= 0 || o.out.empty())
     throw std::runtime_error(
-        "usage: dpdk_procs --cpu-a A --cpu-b B --n N --hz HZ --step S --overhead O --out FILE\n"
-        "       [--nproc P --live L --seed S]");
+        "usage: dpdk_procs --cpu-a A --cpu-b B --n N --hz HZ --step S --overhead O --out FILE");
   return o;
 }
 
@@ -419,9 +329,7 @@ options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     const options o = parse(argc, argv);
-    if (!o.secondary_prefix.empty())
-      return o.nproc == 0 ? handoff_secondary(o) : churn_secondary(o);
-    return o.nproc == 0 ? handoff_primary(o) : churn_primary(o);
+    return o.secondary_prefix.empty() ? handoff_primary(o) : handoff_secondary(o);
   } catch (const cannot_run_here& e) {
     std::printf("%s\n", e.what());
     return 3;
