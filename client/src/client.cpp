@@ -69,7 +69,11 @@ public:
       map = std::move(m.value());
       std::weak_ptr<session> self = weak_from_this();
       mapped::pool_map* raw = map.get();
-      map->fetch_tiers = [self, raw](unsigned first) {
+      map->fetch_tiers = [self, raw, me = this](unsigned first) {
+        // The mapper thread uses its session as it is: ~session joins that thread before
+        // anything goes. Locking `self` there could leave the thread holding the last
+        // reference, so that ~session would run on it and join itself.
+        if (mapper_of_this_thread == me) return me->fetch_tiers(*raw, first);
         const std::shared_ptr<session> s = self.lock();
         return s != nullptr && s->fetch_tiers(*raw, first);
       };
@@ -127,6 +131,7 @@ private:
   // would take, so that operations find it mapped. maps_mu_ is taken only when a pool
   // was opened since the last look.
   void map_ahead() noexcept {
+    mapper_of_this_thread = this;
     std::vector<std::weak_ptr<mapped::pool_map>> pools;
     unsigned seen = ~0U;
     std::unique_lock<std::mutex> lk(mapper_mu_);
@@ -201,6 +206,9 @@ private:
     }
   }
 
+  /// The session whose mapper thread this is (null on every other thread).
+  static thread_local const session* mapper_of_this_thread;
+
   connection conn_;
   std::string path_;
   std::chrono::milliseconds timeout_{5000};
@@ -217,6 +225,8 @@ private:
   std::uint32_t mapper_pid_ = 0;
   std::thread mapper_; // last: started after everything it uses, joined in ~session
 };
+
+thread_local const session* session::mapper_of_this_thread = nullptr;
 
 raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map> map,
                    std::uint32_t ctx, client_options opt)

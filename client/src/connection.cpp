@@ -52,6 +52,9 @@ std::size_t connection::receive(std::byte* buf, std::size_t cap,
   if (n) return n.value();
   const int e = n.error().err;
   if (e == EAGAIN || e == EWOULDBLOCK) {
+    // The answer may still come, and would be read as the answer to the next request:
+    // let this connection go. The next request reconnects (contexts stay this process's).
+    sock_ = platform::unique_fd();
     throw error(errc::no_daemon, "shmd at " + path_ + " did not answer within " +
                                      std::to_string(timeout_.count()) + " ms");
   }

@@ -3,6 +3,7 @@
 // wrong or hostile peer on the control socket gets, on both sides of it.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -97,6 +98,27 @@ TEST(errors, daemon_gone_its_socket_left_behind) {
   const auto e = error_of([&] { (void)slab::client::connect(path); });
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code(), slab::errc::no_daemon) << e->what();
+}
+
+// shmd stopped (SIGSTOP, a debugger, a stalled host) answers after the client gave up.
+// The request fails with no_daemon, naming the wait; the answer that comes later is
+// never taken for the answer to the next request: the client has let that connection go.
+TEST(errors, an_answer_that_comes_too_late_is_never_taken_for_the_next_one) {
+  daemon d;
+  slab::client_options opt;
+  opt.request_timeout = 300ms;
+  slab::client c = slab::client::connect(d.socket_path(), opt);
+  d.signal(SIGSTOP);
+  const auto e = error_of([&] { (void)c.open<std::uint64_t>("no-such-pool"); });
+  d.signal(SIGCONT);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), slab::errc::no_daemon) << e->what();
+  EXPECT_TRUE(contains(e->what(), "did not answer within 300 ms")) << e->what();
+  // shmd now answers "not found" to the abandoned request; the next open gets its own.
+  slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+  const slab::key k = p.emplace(std::uint64_t{11});
+  ASSERT_NE(p.get(k), nullptr);
+  EXPECT_EQ(*p.get(k), 11U);
 }
 
 TEST(errors, unknown_pool_is_not_found_and_lists_the_pools) {

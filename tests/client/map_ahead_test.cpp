@@ -3,6 +3,9 @@
 // a tier is mapped by the first operation that reaches it.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <thread>
+
 #include <slab/client.hpp>
 
 #include <slabtest/checks.hpp>
@@ -71,6 +74,38 @@ TEST(map_ahead, a_client_maps_new_tiers_without_touching_them) {
   EXPECT_EQ(w[0].mapped_before.load(), 4096U);
   EXPECT_GT(w[0].mapped_after.load(), 4096U) << "map_ahead mapped the new tier by itself";
   EXPECT_EQ(w[1].mapped_after.load(), 4096U) << "without map_ahead, nothing mapped it";
+}
+
+// The mapper thread may be halfway through asking shmd for a tier when the process drops
+// its last pool and client: the client then goes down cleanly, whichever thread lets go
+// of the session last. Here shmd is stopped, so that the mapper's request waits out its
+// timeout behind the pool's close and outlives every other reference.
+TEST(map_ahead, a_client_dropped_while_its_mapper_asks_for_a_tier_goes_down_cleanly) {
+  daemon_cfg cfg;
+  daemon d(cfg);
+  shared_array<std::atomic<int>> step(1);
+  child c = child::spawn([&] {
+    slab::client_options opt;
+    opt.map_ahead_interval = 200ms;
+    opt.request_timeout = 1s;
+    auto cl = std::make_unique<slab::client>(slab::client::connect(d.socket_path(), opt));
+    auto p = cl->open_raw("test", 64, 8);
+    step->store(1);
+    CHILD_CHECK(slabtest::eventually([&] { return step->load() == 2; }, 10s)); // shmd stopped
+    // Offer one slot more than is mapped: the mapper's next look asks shmd for the tier.
+    p->map().state().ready_slots.fetch_add(1);
+    p.reset(); // the close waits for shmd until its timeout; the mapper wakes meanwhile
+    cl.reset();
+    // The process lives on past the mapper's request, which now times out and lets go.
+    std::this_thread::sleep_for(1500ms);
+    return 0;
+  });
+  ASSERT_TRUE(slabtest::eventually([&] { return step->load() == 1; }, 10s));
+  d.signal(SIGSTOP);
+  step->store(2);
+  const slabtest::exit_status st = c.wait(20s);
+  d.signal(SIGCONT);
+  EXPECT_TRUE(st.ok()) << st.describe();
 }
 
 } // namespace

@@ -257,6 +257,7 @@ TEST(processes, threads_in_processes_churn_and_free_across_both) {
 TEST(lock_freedom, stopped_processes_never_block_a_fresh_client) {
   constexpr int churners = 4;
   constexpr std::uint32_t contexts = 16;
+  constexpr std::uint32_t K = slab::core::magazine_slots;
   slabtest::daemon_cfg cfg;
   cfg.pools[0].contexts = contexts;
   daemon d(cfg);
@@ -273,8 +274,8 @@ TEST(lock_freedom, stopped_processes_never_block_a_fresh_client) {
       std::uint32_t n = 0;
       arrived->fetch_add(1);
       while (stop->load() == 0) {
-        // A batch long enough to cross magazine boundaries (K = 32) both ways.
-        const std::size_t len = 1 + rng() % 96;
+        // A batch long enough to cross magazine boundaries both ways.
+        const std::size_t len = 1 + rng() % (3 * K);
         for (std::size_t j = 0; j < len; ++j)
           batch.push_back(allocate(p, 0, n++));
         for (int j = 0; j < 4 && !batch.empty(); ++j) {
@@ -310,9 +311,8 @@ TEST(lock_freedom, stopped_processes_never_block_a_fresh_client) {
     ASSERT_TRUE(k.wait_stopped()) << "churner " << k.pid() << " did not stop";
 
   // A fresh client allocates and frees far more than every cache could hold (2 magazines
-  // of 32 per context), erases keys whose owners are stopped, and finishes.
-  constexpr std::uint32_t per_round = 5000;
-  static_assert(per_round > 2 * 32 * (contexts + 1));
+  // of K per context), erases keys whose owners are stopped, and finishes.
+  constexpr std::uint32_t per_round = 2 * K * (contexts + 1) + 1000;
   const slabtest::exit_status fresh = slabtest::run_in_child(
       [&] {
         slab::client c = slab::client::connect(d.socket_path());
