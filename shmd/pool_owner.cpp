@@ -129,6 +129,7 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
     throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
   try {
     p->add_tier(0);
+    p->finish_tier(); // all of tier 0 before the pool is served
   } catch (const slab::error&) {
     slab::mapped::pool_map::destroy(cfg.name, store); // a pool that never came up leaves no file
     throw;
@@ -170,27 +171,38 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
   if (published == 0)
     throw slab::error(errc::config, "pool '" + cfg_.name + "': adopted with no tier");
   core::context_record& old = m.context(0);
-  // The last tier may have been published without its magazines and slots offered.
-  const unsigned last = published - 1;
-  const slab::proto::tier_info& ti = m.info().tiers[last];
-  const auto first_mag = static_cast<std::uint32_t>(m.geometry().tier_first_magazine(last));
-  const auto mags = static_cast<std::uint32_t>(ti.slots / core::magazine_slots);
-  bool donated = m.state().ready_slots.load() >= ti.first_slot + ti.slots;
-  if (!donated && old.intent.op.load() == static_cast<std::uint32_t>(core::intent_op::push_empty) &&
-      old.intent.arg.load() == first_mag) {
-    donated = core::transition_won(m, 0, core::cell_id::empty, old.intent.seq.load());
-    old.intent.op.store(0); // settled here, not by reclaim
+  // The old daemon may have died offering a chunk of the last tier: prepared (and maybe
+  // its magazines donated) but its slots not offered yet.
+  const slab::proto::tier_info& ti = m.info().tiers[published - 1];
+  const std::uint64_t ready = ready_slots();
+  std::uint64_t offered = ready;
+  if (ready < ti.first_slot + ti.slots) {
+    const std::uint64_t from = std::max(ready, ti.first_slot);
+    const auto first_mag =
+        static_cast<std::uint32_t>(m.geometry().extra_magazines + from / core::magazine_slots);
+    if (old.intent.op.load() == static_cast<std::uint32_t>(core::intent_op::push_empty) &&
+        old.intent.arg.load() == first_mag) {
+      if (core::transition_won(m, 0, core::cell_id::empty, old.intent.seq.load()))
+        offered = m.chunk_end(from); // donated: only ready_slots was left to store
+      old.intent.op.store(0);        // settled here, not by reclaim
+    }
   }
   const std::uint32_t tmp = reclaim_old_daemon_records();
   old.state.store(static_cast<std::uint32_t>(core::context_state::active));
   old.pid.store(slab::platform::own_pid());
   own_.emplace(m, 0);
   reclaim_record(tmp, *own_);
-  if (!donated) {
-    m.state().magazines.store(first_mag + mags, std::memory_order_release);
-    core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
+  if (offered != ready) {
+    if (platform::status s = m.take_over(offered); !s) {
+      throw slab::error(errc_of(s.error().cause),
+                        "pool '" + cfg_.name + "': taking over its last chunk: " + s.error().what);
+    }
+    m.state().magazines.store(
+        static_cast<std::uint32_t>(m.geometry().extra_magazines + offered / core::magazine_slots),
+        std::memory_order_release);
+    m.state().ready_slots.store(offered, std::memory_order_release);
   }
-  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
+  // The rest of an unfinished tier is prepared and offered by the worker (maybe_grow).
   m.info().daemon_pid.store(slab::platform::own_pid());
   const unsigned dead = sort_client_records();
   log_notice("pool '" + cfg_.name + "': adopted from its segments: " + std::to_string(published) +
@@ -265,29 +277,64 @@ void pool_owner::add_tier(unsigned t) {
     std::lock_guard<std::mutex> g(tiers_mu_);
     tiers_.push_back(std::move(segs.value()));
   }
-  publish_tier(t);
-}
-
-// Offers tier t: its fds to clients first (tiers_published), then its magazines, then
-// its slots (ready_slots), so that whoever sees a slot can map it. A daemon that dies
-// in between leaves a state adopt() completes.
-void pool_owner::publish_tier(unsigned t) {
-  slab::mapped::pool_map& m = *map_;
-  const slab::proto::tier_info& ti = m.info().tiers[t];
-  const slab::proto::pool_geometry& geo = m.geometry();
+  // Its fds to clients first, so that whoever sees one of its slots offered can map it.
   m.info().tiers_published.store(t + 1, std::memory_order_release);
-  const auto first_mag = static_cast<std::uint32_t>(geo.tier_first_magazine(t));
-  const auto mags = static_cast<std::uint32_t>(ti.slots / core::magazine_slots);
-  m.state().magazines.store(first_mag + mags, std::memory_order_release);
-  core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, first_mag + mags - 1);
-  m.state().ready_slots.store(ti.first_slot + ti.slots, std::memory_order_release);
+  const slab::proto::tier_info& ti = m.info().tiers[t];
   if ((ti.flags & slab::proto::tier_fallback) != 0 && !warned_fallback_) {
     warned_fallback_ = true;
     log_warning("pool '" + cfg_.name + "': tier " + std::to_string(t) +
                 " is on normal pages: hugepages = \"prefer\" and none were available "
                 "(reserve them with vm.nr_hugepages); said once per pool");
   }
-  log_info("pool '" + cfg_.name + "': tier " + std::to_string(t) + " ready: " + describe_tier(ti));
+  offer(m.mapped_slots());
+}
+
+// Offers the prepared slots from ready_slots up to `to`: their magazines to the depot,
+// then the slots themselves (ready_slots), in that order. A daemon that dies in between
+// leaves a state adopt() completes.
+void pool_owner::offer(std::uint64_t to) {
+  slab::mapped::pool_map& m = *map_;
+  const slab::proto::pool_geometry& geo = m.geometry();
+  const std::uint64_t from = ready_slots();
+  if (to <= from) return;
+  const auto first_mag =
+      static_cast<std::uint32_t>(geo.extra_magazines + from / core::magazine_slots);
+  const auto end_mag = static_cast<std::uint32_t>(geo.extra_magazines + to / core::magazine_slots);
+  m.state().magazines.store(end_mag, std::memory_order_release);
+  core::handover<slab::mapped::pool_map>(*own_).donate(first_mag, end_mag - 1);
+  m.state().ready_slots.store(to, std::memory_order_release);
+  const unsigned t = m.mapped_tiers() - 1;
+  const slab::proto::tier_info& ti = m.info().tiers[t];
+  if (to == ti.first_slot + ti.slots) {
+    log_info("pool '" + cfg_.name + "': tier " + std::to_string(t) +
+             " ready: " + describe_tier(ti));
+  }
+}
+
+// Prepares and offers the rest of the last tier, chunk by chunk. Throws slab::error when
+// a chunk cannot be prepared; what was offered stays, and the next call goes on from it.
+void pool_owner::finish_tier() {
+  slab::mapped::pool_map& m = *map_;
+  const unsigned t = m.mapped_tiers() - 1;
+  const slab::proto::tier_info& ti = m.info().tiers[t];
+  const std::uint64_t end = ti.first_slot + ti.slots;
+  while (m.mapped_slots() < end) {
+    const std::uint64_t to = m.chunk_end(m.mapped_slots());
+    int meta = -1, data = -1;
+    {
+      std::lock_guard<std::mutex> g(tiers_mu_);
+      meta = tiers_[t].meta.get();
+      data = tiers_[t].data.get();
+    }
+    const platform::status s = m.prepare_slots(meta, data, to);
+    if (!s) {
+      throw slab::error(errc_of(s.error().cause),
+                        "pool '" + cfg_.name + "': tier " + std::to_string(t) + ", slots " +
+                            std::to_string(m.mapped_slots()) + " to " + std::to_string(to) + ": " +
+                            s.error().what + remedy(s.error(), &m, t));
+    }
+    offer(to);
+  }
 }
 
 void pool_owner::set_assigned(std::uint32_t ctx, bool assigned) {
@@ -326,10 +373,12 @@ std::uint64_t pool_owner::live_estimate() noexcept { return map_->live_estimate(
 bool pool_owner::maybe_grow(bool urgent) {
   slab::mapped::pool_map& m = *map_;
   const unsigned next = m.mapped_tiers();
-  if (next >= m.geometry().tier_count()) return false;
+  const slab::proto::tier_info& last = m.info().tiers[next - 1];
+  const bool unfinished = ready_slots() < last.first_slot + last.slots;
+  if (!unfinished && next >= m.geometry().tier_count()) return false;
   const std::uint64_t ready = ready_slots();
   const auto threshold = static_cast<std::uint64_t>(cfg_.grow_at * static_cast<double>(ready));
-  if (!urgent && live_estimate() < threshold) return false;
+  if (!unfinished && !urgent && live_estimate() < threshold) return false;
   // failed_growths_ counts the calls since growth first failed. The next attempts come
   // 1, 2, 4, ... 1024 calls later (the worker calls about every millisecond), then every
   // 1024th: a lasting shortage costs an attempt a second, not a thousand.
@@ -339,9 +388,13 @@ bool pool_owner::maybe_grow(bool urgent) {
     if (n % 1024 != 0 && !std::has_single_bit(n)) return false;
   }
   try {
-    add_tier(next);
+    if (!unfinished) add_tier(next);
+    finish_tier();
     map_->info().growth_failed.store(0, std::memory_order_relaxed);
-    if (n != 0) log_notice("pool '" + cfg_.name + "': tier " + std::to_string(next) + " added");
+    if (n != 0) {
+      log_notice("pool '" + cfg_.name + "': tier " + std::to_string(m.mapped_tiers() - 1) +
+                 " added");
+    }
     failed_growths_ = 0;
     return true;
   } catch (const slab::error& e) {
@@ -349,12 +402,12 @@ bool pool_owner::maybe_grow(bool urgent) {
                                      std::memory_order_relaxed);
     if (n == 0) {
       failed_growths_ = 1;
-      log_error(std::string(e.what()) + "; the pool stays at " + std::to_string(ready) +
+      log_error(std::string(e.what()) + "; the pool stays at " + std::to_string(ready_slots()) +
                 " slots meanwhile (a client that runs dry gets errc::exhausted after its "
                 "grow_wait); retrying, at most once a second");
     } else if (n % (64 * 1024) == 0) {
       log_error(std::string(e.what()) + " (still failing; the pool stays at " +
-                std::to_string(ready) + " slots)");
+                std::to_string(ready_slots()) + " slots)");
     }
     std::lock_guard<std::mutex> g(failures_mu_);
     ++failures_.count;

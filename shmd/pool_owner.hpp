@@ -80,7 +80,8 @@ public:
 private:
   explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
   void add_tier(unsigned t);
-  void publish_tier(unsigned t);
+  void offer(std::uint64_t to);
+  void finish_tier();
   void adopt(std::vector<slab::mapped::tier_segments> tiers);
   std::uint32_t reclaim_old_daemon_records(); ///< adopt: returns the helper record it used
   unsigned sort_client_records();             ///< adopt: returns the records reclaimed

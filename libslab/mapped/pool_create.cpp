@@ -139,9 +139,11 @@ result<std::unique_ptr<pool_map>> pool_map::adopt(const std::string& name,
     if (!data) return data.error();
     if (status s = p.map_tier(t, meta.value().fd.get(), data.value().fd.get()); !s)
       return s.error();
-    if (status s = p.lock_tier(t); !s) return s.error();
     tiers.push_back({std::move(meta.value().fd), std::move(data.value().fd)});
   }
+  // What was offered: the last tier may be offered only in part (prepared chunk by chunk).
+  if (status s = p.take_over(p.state_->ready_slots.load(std::memory_order_acquire)); !s)
+    return s.error();
   remove_segment(tier_name(name, published, "meta"), store);
   remove_segment(tier_name(name, published, "data"), store);
   return m;
@@ -228,15 +230,20 @@ result<tier_segments> pool_map::create_tier(unsigned t) {
   }
   proto::tier_info& ti = hdr_->tiers[t];
   describe_new_tier(t, meta.value(), data.value());
-  if (status s = map_tier_locked(t, meta.value().fd.get(), data.value().fd.get(), true); !s) {
+  if (status s = map_tier_locked(t, meta.value().fd.get(), data.value().fd.get()); !s) {
     forget_failed_tier(t);
     return s.error();
   }
-  ti.flags |= proto::tier_locked;
-  if (ti.numa_node >= 0 && placed_on_node(t)) ti.flags |= proto::tier_numa_ok;
   ti.prepare_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count());
+  if (status s = prepare_slots(meta.value().fd.get(), data.value().fd.get(),
+                               chunk_end(geo_.geo.tier_begin(t)));
+      !s) {
+    forget_failed_tier(t);
+    mapped_tiers_ = t;
+    return s.error();
+  }
   ti.created_unix_ns = now_unix_ns();
   return tier_segments{std::move(meta.value().fd), std::move(data.value().fd)};
 }

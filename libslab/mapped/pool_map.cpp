@@ -2,7 +2,9 @@
 // and shmd itself).
 #include <slab/mapped/pool_map.hpp>
 
+#include <algorithm>
 #include <bit>
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -104,19 +106,136 @@ result<std::unique_ptr<pool_map>> pool_map::attach(unique_fd control, bool writa
   return p;
 }
 
-status pool_map::lock_tier(unsigned t) {
+// The three parts of tier t that slots [a, b) of it use (headers, magazines, payloads):
+// f(address of the part, its offset in its segment, its length, its page size, the
+// segment is data, whether on hugepages, the byte range [from, to) that [a, b) covers).
+template <class F> void pool_map::for_parts(unsigned t, std::uint64_t a, std::uint64_t b, F&& f) {
+  const proto::tier_info& ti = hdr_->tiers[t];
   const std::uint64_t first = geo_.geo.tier_begin(t), n = geo_.tier_slots(t);
-  if (status s = lock(headers_ + first, header_bytes_of(n)); !s) return s;
-  if (status s = lock(tier_mags_[t], tier_mag_bytes_[t]); !s) return s;
-  return lock(data_ + first * geo_.stride, n * geo_.stride);
+  const bool meta_huge = (ti.flags & proto::tier_meta_huge) != 0;
+  const std::size_t meta_page = meta_huge ? huge_page_size() : normal_page_size();
+  const std::uint64_t la = a - first, lb = b - first;
+  constexpr std::uint64_t K = core::magazine_slots, hs = sizeof(core::shared_header);
+  f(reinterpret_cast<std::byte*>(headers_ + first), std::uint64_t{0}, header_bytes_of(n), meta_page,
+    false, meta_huge, la * hs, lb * hs);
+  f(reinterpret_cast<std::byte*>(tier_mags_[t]), header_bytes_of(n),
+    std::uint64_t{tier_mag_bytes_[t]}, meta_page, false, meta_huge, la / K * sizeof(core::magazine),
+    (lb + K - 1) / K * sizeof(core::magazine));
+  f(data_ + first * geo_.stride, std::uint64_t{0}, n * geo_.stride, std::size_t{ti.page_size}, true,
+    (ti.flags & proto::tier_huge) != 0, la * geo_.stride, lb * geo_.stride);
+}
+
+status pool_map::lock_prefix(unsigned t, std::uint64_t to) {
+  status st = ok_t{};
+  for_parts(t, geo_.geo.tier_begin(t), to,
+            [&](std::byte* base, std::uint64_t, std::uint64_t len, std::size_t page, bool, bool,
+                std::uint64_t, std::uint64_t end) {
+              const std::uint64_t e = std::min(proto::round_up(end, page), len);
+              if (st && e != 0) st = platform::lock(base, e);
+            });
+  return st;
+}
+
+// Faults slots [mapped_slots_, to) of the mapped tiers into this process's page tables
+// (they are in memory already: shmd prepared them). Under mu_.
+bool pool_map::populate_to(std::uint64_t to) {
+  while (mapped_slots_.load(std::memory_order_relaxed) < to) {
+    const std::uint64_t from = mapped_slots_.load(std::memory_order_relaxed);
+    const unsigned t = geo_.geo.tier_of(static_cast<std::uint32_t>(from));
+    if (t >= mapped_tiers_) return false;
+    const std::uint64_t end = std::min(to, geo_.geo.tier_begin(t) + geo_.tier_slots(t));
+    bool ok = true;
+    for_parts(t, from, end,
+              [&](std::byte* base, std::uint64_t, std::uint64_t len, std::size_t page, bool, bool,
+                  std::uint64_t a, std::uint64_t b) {
+                const std::uint64_t s = a / page * page, e = std::min(b, len);
+                if (ok && s < e) ok = platform::populate(base + s, e - s, page, writable_).ok();
+              });
+    if (!ok) return false;
+    mapped_slots_.store(end, std::memory_order_release);
+  }
+  return true;
+}
+
+std::uint64_t pool_map::chunk_end(std::uint64_t from) const noexcept {
+  const unsigned t = geo_.geo.tier_of(static_cast<std::uint32_t>(from));
+  const std::uint64_t tier_end = geo_.geo.tier_begin(t) + geo_.tier_slots(t);
+  std::uint64_t chunk =
+      std::bit_floor(std::max<std::uint64_t>(prepare_chunk_bytes / geo_.stride, 1));
+  chunk = std::max<std::uint64_t>(chunk, core::magazine_slots);
+  return std::min(from + chunk, tier_end);
+}
+
+status pool_map::prepare_slots(int meta_fd, int data_fd, std::uint64_t to) {
+  std::lock_guard<std::recursive_mutex> g(mu_);
+  const std::uint64_t from = mapped_slots_.load(std::memory_order_relaxed);
+  if (mapped_tiers_ == 0 || to <= from) return ok_t{};
+  const unsigned t = mapped_tiers_ - 1;
+  proto::tier_info& ti = hdr_->tiers[t];
+  const std::uint64_t first = geo_.geo.tier_begin(t), tier_end = first + geo_.tier_slots(t);
+  if (from < first || to > tier_end || to % core::magazine_slots != 0) {
+    return fail(EINVAL,
+                "prepare_slots: slots " + std::to_string(from) + ".." + std::to_string(to) +
+                    " are not in tier " + std::to_string(t),
+                sys_cause::invalid_argument);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string pool(proto::get_text(hdr_->name));
+  status st = ok_t{};
+  for_parts(t, from, to,
+            [&](std::byte* base, std::uint64_t off, std::uint64_t len, std::size_t page, bool data,
+                bool huge, std::uint64_t a, std::uint64_t b) {
+              // Whole pages: the page that holds `from` was prepared with the slots before it.
+              const std::uint64_t s = proto::round_up(a, page);
+              const std::uint64_t e = std::min(proto::round_up(b, page), len);
+              if (!st || s >= e) return;
+              const std::string what =
+                  (data ? "data segment " : "meta segment ") +
+                  segment_path(store_, tier_name(pool, t, data ? "data" : "meta"), huge);
+              st = prepare_new_range(base + s, data ? data_fd : meta_fd, off + s, e - s, page,
+                                     ti.numa_node, what, huge);
+            });
+  if (!st) return st;
+  for (std::uint64_t i = (from - first) / core::magazine_slots;
+       i < (to - first) / core::magazine_slots; ++i)
+    ::new (&tier_mags_[t][i]) core::magazine();
+  ti.prepare_ns += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+  if (to == tier_end) {
+    ti.flags |= proto::tier_locked;
+    if (ti.numa_node >= 0 && placed_on_node(t)) ti.flags |= proto::tier_numa_ok;
+  }
+  mapped_slots_.store(to, std::memory_order_release);
+  return ok_t{};
+}
+
+status pool_map::take_over(std::uint64_t to) {
+  std::lock_guard<std::recursive_mutex> g(mu_);
+  if (!populate_to(to)) {
+    return fail(EFAULT, "faulting in slots up to " + std::to_string(to) + " failed",
+                sys_cause::memory);
+  }
+  for (unsigned t = 0; t < mapped_tiers_; ++t) {
+    const std::uint64_t first = geo_.geo.tier_begin(t), end = first + geo_.tier_slots(t);
+    if (first >= to) break;
+    if (status s = lock_prefix(t, std::min(to, end)); !s) return s;
+  }
+  return ok_t{};
 }
 
 status pool_map::map_tier(unsigned t, int meta_fd, int data_fd) {
   std::lock_guard<std::recursive_mutex> g(mu_);
-  return map_tier_locked(t, meta_fd, data_fd, false);
+  if (status s = map_tier_locked(t, meta_fd, data_fd); !s) return s;
+  // What of it is offered now is faulted in here and now, the rest as it is offered.
+  (void)populate_to(std::min(state_->ready_slots.load(std::memory_order_acquire),
+                             geo_.geo.tier_begin(t) + geo_.tier_slots(t)));
+  return ok_t{};
 }
 
-status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh) {
+// Maps tier t's segments into the reserved ranges, nothing faulted in yet: clients fault
+// in what is offered (populate_to), shmd prepares a new tier chunk by chunk.
+status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd) {
   if (t != mapped_tiers_ || t >= geo_.tier_count()) {
     return fail(EINVAL, "tier " + std::to_string(t) + " mapped out of order",
                 sys_cause::invalid_argument);
@@ -133,45 +252,17 @@ status pool_map::map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fres
                 "tier " + std::to_string(t) + ": segment sizes disagree with the pool header",
                 sys_cause::invalid_argument);
   }
-  // A fresh tier is populated by prepare_new_range, after its NUMA binding.
-  const bool populate = !fresh;
-  result<void*> h =
-      map_segment(meta_fd, 0, header_bytes_of(n), headers_ + first, writable_, populate);
+  result<void*> h = map_segment(meta_fd, 0, header_bytes_of(n), headers_ + first, writable_, false);
   if (!h) return h.error();
   const std::uint64_t mag_len = ti.meta_bytes - header_bytes_of(n);
-  result<void*> m = map_segment(meta_fd, header_bytes_of(n), mag_len, nullptr, writable_, populate);
+  result<void*> m = map_segment(meta_fd, header_bytes_of(n), mag_len, nullptr, writable_, false);
   if (!m) return m.error();
   tier_mags_[t] = static_cast<core::magazine*>(m.value());
   tier_mag_bytes_[t] = mag_len;
   result<void*> d =
-      map_segment(data_fd, 0, n * geo_.stride, data_ + first * geo_.stride, writable_, populate);
+      map_segment(data_fd, 0, n * geo_.stride, data_ + first * geo_.stride, writable_, false);
   if (!d) return d.error();
-  if (fresh) {
-    const bool meta_huge = (ti.flags & proto::tier_meta_huge) != 0;
-    const bool data_huge = (ti.flags & proto::tier_huge) != 0;
-    const std::size_t meta_page = meta_huge ? huge_page_size() : normal_page_size();
-    const std::string pool(proto::get_text(hdr_->name));
-    const std::string meta_what =
-        "meta segment " + segment_path(store_, tier_name(pool, t, "meta"), meta_huge);
-    const std::string data_what =
-        "data segment " + segment_path(store_, tier_name(pool, t, "data"), data_huge);
-    if (status s = prepare_new_range(h.value(), meta_fd, 0, header_bytes_of(n), meta_page,
-                                     ti.numa_node, meta_what, meta_huge);
-        !s)
-      return s;
-    if (status s = prepare_new_range(m.value(), meta_fd, header_bytes_of(n), mag_len, meta_page,
-                                     ti.numa_node, meta_what, meta_huge);
-        !s)
-      return s;
-    if (status s = prepare_new_range(d.value(), data_fd, 0, n * geo_.stride, ti.page_size,
-                                     ti.numa_node, data_what, data_huge);
-        !s)
-      return s;
-    for (std::uint64_t i = 0; i < n / core::magazine_slots; ++i)
-      ::new (&tier_mags_[t][i]) core::magazine();
-  }
   mapped_tiers_ = t + 1;
-  mapped_slots_.store(first + n, std::memory_order_release);
   return ok_t{};
 }
 
@@ -186,13 +277,13 @@ std::uint64_t pool_map::live_estimate() const noexcept {
 }
 
 bool pool_map::map_more(std::uint32_t i) {
-  if (i >= state_->ready_slots.load(std::memory_order_acquire)) return false;
+  const std::uint64_t ready = state_->ready_slots.load(std::memory_order_acquire);
+  if (i >= ready) return false;
   std::lock_guard<std::recursive_mutex> g(mu_);
   if (i < mapped_slots_.load(std::memory_order_relaxed)) return true;
-  if (!fetch_tiers) return false;
-  const unsigned first = mapped_tiers_;
-  bool ok = fetch_tiers(first);
-  (void)ok;
+  // Tiers this process has not mapped yet: their fds from the daemon first.
+  if (i >= geo_.geo.tier_begin(mapped_tiers_) && fetch_tiers) (void)fetch_tiers(mapped_tiers_);
+  (void)populate_to(std::min(ready, geo_.geo.tier_begin(mapped_tiers_)));
   return i < mapped_slots_.load(std::memory_order_acquire);
 }
 

@@ -275,11 +275,11 @@ status bind_to_node(void* addr, std::size_t bytes, int node) {
 }
 
 void prefault(void* addr, std::size_t bytes, std::size_t page_size) noexcept {
-  // volatile: the compiler may not drop a store whose value nobody reads; that store
-  // is the point, since it makes the kernel fault the page in now.
-  auto* p = static_cast<volatile unsigned char*>(addr);
+  // A write fault on every page, as an atomic add of 0: the kernel faults the page in
+  // for writing, and a byte another process writes meanwhile keeps its value.
+  auto* p = static_cast<unsigned char*>(addr);
   for (std::size_t off = 0; off < bytes; off += page_size)
-    p[off] = 0;
+    __atomic_fetch_add(p + off, static_cast<unsigned char>(0), __ATOMIC_RELAXED);
 }
 
 status lock(void* addr, std::size_t bytes) {

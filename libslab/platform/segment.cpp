@@ -280,6 +280,23 @@ status prepare_new_range(void* addr, int fd, std::uint64_t offset, std::uint64_t
   return ok_t{};
 }
 
+status populate(void* addr, std::size_t bytes, std::size_t page, bool writable) {
+  if (::madvise(addr, bytes, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
+    return ok_t{};
+  const int e = errno;
+  if (e != EINVAL) {
+    return fail(e, "faulting in " + format_bytes(bytes) + ": " + errno_text(e), sys_cause::memory);
+  }
+  if (writable) {
+    prefault(addr, bytes, page); // leaves every byte as it was
+  } else {
+    const auto* p = static_cast<const volatile unsigned char*>(addr);
+    for (std::size_t off = 0; off < bytes; off += page)
+      (void)p[off];
+  }
+  return ok_t{};
+}
+
 result<unique_fd> reopen_read_only(int fd) {
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
   unique_fd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

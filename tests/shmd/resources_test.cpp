@@ -455,6 +455,78 @@ TEST(resources_full_tmpfs, growth_that_does_not_fit_keeps_serving) {
   EXPECT_EQ(segment_files(fs.path()).size(), 3U) << joined(segment_files(fs.path()));
 }
 
+// A tier is prepared and offered a chunk at a time (pool_map::chunk_end: 4 MiB of
+// payloads). Here tier 2 (131072 slots: two chunks of 65536) has room on its tmpfs for
+// its first chunk only: shmd offers that chunk, logs why the second cannot come, and
+// keeps serving at the 196608 slots it has; a client fills them all, then finds the pool
+// dry; nothing is lost.
+TEST(resources_full_tmpfs, a_tier_that_fits_in_part_is_offered_as_far_as_it_goes) {
+  if (!is_root()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  constexpr std::uint64_t chunk = 65536, tier0 = 65536;
+  const daemon_cfg probe_cfg = one_pool("off", tier0, 4 * tier0);
+  std::uint64_t control = 0, t2_meta = 0, t2_data = 0;
+  {
+    // A probe grows to tier 2 unhindered: the sizes of everything it makes.
+    daemon probe(probe_cfg);
+    const exit_status st = run_in_child([&] {
+      slab::client c = slab::client::connect(probe.socket_path());
+      slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+      for (std::uint64_t i = 0; i < 3 * chunk; ++i)
+        (void)p.emplace(i);
+      return 0;
+    });
+    ASSERT_TRUE(st.ok()) << st.describe();
+    slabtest::pool_view v(probe.socket_path(), "test");
+    const slab::proto::pool_header& h = v.map().info();
+    ASSERT_EQ(h.tiers_published.load(), 3U);
+    ASSERT_EQ(h.tiers[2].slots, 2 * chunk);
+    control = h.control_bytes + h.tiers[0].meta_bytes + h.tiers[0].data_bytes +
+              h.tiers[1].meta_bytes + h.tiers[1].data_bytes;
+    t2_meta = h.tiers[2].meta_bytes;
+    t2_data = h.tiers[2].data_bytes;
+  }
+  // Room for tier 2's first half (its first chunk's headers, magazines and payloads,
+  // with a page to spare), not for its second.
+  const std::uint64_t size = control + (t2_meta + t2_data) / 2 + 64 * KiB;
+  scratch_mount fs("tmpfs", tmpfs_options(size));
+  NEED(fs);
+  daemon_cfg cfg = probe_cfg;
+  cfg.segment_dir = fs.path();
+  daemon d(cfg);
+  constexpr std::uint64_t offered = tier0 * 2 + chunk;
+  slabtest::shared_array<std::uint64_t> keys(offered);
+  const exit_status st = run_in_child(
+      [&] {
+        slab::client c = slab::client::connect(d.socket_path(), {.grow_wait = 200ms});
+        slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+        std::uint64_t n = 0;
+        while (const std::optional<slab::key> k = p.try_emplace(n)) {
+          CHILD_CHECK_MSG(n < offered, "more slots than shmd could prepare");
+          keys[n++] = k->raw();
+        }
+        CHILD_CHECK_MSG(n == offered, "filled " << n << " of " << offered);
+        CHILD_CHECK_MSG(p.stats().ready_slots == offered, "ready " << p.stats().ready_slots);
+        CHILD_CHECK(p.stats().tiers == 3);
+        for (std::uint64_t i = 0; i < n; ++i) {
+          const std::uint64_t* v = p.get(slab::key::from_raw(keys[i]));
+          CHILD_CHECK_MSG(v != nullptr && *v == i, "value " << i << " lost");
+        }
+        return 0;
+      },
+      120s);
+  ASSERT_TRUE(st.ok()) << st.describe() << "\n" << d.stderr_text();
+  ASSERT_TRUE(d.wait_for_log("the pool stays at " + std::to_string(offered) + " slots"))
+      << d.stderr_text();
+  const std::string log = d.stderr_text();
+  EXPECT_TRUE(contains(log, "tier 2, slots " + std::to_string(offered) + " to " +
+                                std::to_string(offered + chunk)))
+      << log;
+  EXPECT_TRUE(contains(log, "ENOSPC")) << log;
+  EXPECT_FALSE(contains(log, "tier 2 ready")) << log;
+  slabtest::expect_clean_audit(d, offered);
+  EXPECT_TRUE(d.running());
+}
+
 TEST(resources_full_hugetlbfs, first_tier_that_does_not_fit_refuses_to_start) {
   hugepage_reserve four(4); // the machine has them; the mount allows one
   NEED(four);

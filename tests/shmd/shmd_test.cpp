@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -471,6 +473,64 @@ TEST(shmd_restart, values_survive_a_kill_9_of_shmd_under_load) {
   EXPECT_TRUE(engine.ok()) << engine.describe();
   const slab::core::audit_report r = slabtest::audit_after_storm(d);
   EXPECT_LE(r.live, 1U) << pool_view::describe(r);
+}
+
+// shmd killed (-9) while it prepares and offers a tier a chunk at a time, under a client
+// that bursts through growth: the next shmd finds the tier offered in part, takes over
+// what was offered (and a chunk whose magazines it had given the depot already), and
+// prepares the rest. The client gets every slot it asks for and loses no value.
+TEST(shmd_restart, a_daemon_killed_while_offering_a_tier_leaves_one_the_next_finishes) {
+  constexpr std::uint64_t target = 1'500'000; // into tier 9 (slots 1048576 to 2097151)
+  daemon_cfg cfg;
+  cfg.pools[0].capacity = 4096;
+  cfg.pools[0].max_capacity = std::uint64_t{1} << 21;
+  daemon d(cfg);
+  shared_array<std::uint64_t> keys(target);
+  shared_array<std::atomic<std::uint64_t>> made(1);
+  child burst = child::spawn([&] {
+    slab::client c = slab::client::connect(d.socket_path(), {.grow_wait = 100ms});
+    slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (std::uint64_t i = 0; i < target;) {
+      if (const std::optional<key> k = p.try_emplace(i)) {
+        keys[i] = k->raw();
+        made->store(++i);
+        continue;
+      }
+      // Dry while no shmd runs: the next one offers more.
+      CHILD_CHECK_MSG(std::chrono::steady_clock::now() < deadline, "stuck at " << i);
+    }
+    for (std::uint64_t i = 0; i < target; ++i) {
+      const std::uint64_t* v = p.get(key::from_raw(keys[i]));
+      CHILD_CHECK_MSG(v != nullptr && *v == i, "value " << i << " lost");
+    }
+    return 0;
+  });
+  pool_view v(d.socket_path(), "test");
+  // Catch shmd mid-tier: stopped while ready_slots is inside a tier (tiers end on powers
+  // of two; chunks of 65536 slots end inside tiers 6 and up).
+  bool caught = false;
+  for (int tries = 0; tries < 5000 && made->load() < target; ++tries) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100 + tries % 7 * 50));
+    d.signal(SIGSTOP);
+    std::this_thread::sleep_for(1ms);
+    const std::uint64_t ready = v.map().state().ready_slots.load();
+    if (ready > 65536 && !std::has_single_bit(ready)) {
+      d.signal(SIGKILL);
+      caught = true;
+      break;
+    }
+    d.signal(SIGCONT);
+  }
+  ASSERT_TRUE(caught) << "shmd was never caught mid-tier (the client made " << made->load() << ")";
+  ASSERT_EQ(d.wait_exit().signal(), SIGKILL);
+  d.restart();
+  EXPECT_TRUE(d.wait_for_log("adopted from its segments")) << d.stderr_text();
+  const slabtest::exit_status st = burst.wait(90s);
+  ASSERT_TRUE(st.ok()) << st.describe() << "\n" << d.stderr_text();
+  EXPECT_EQ(made->load(), target);
+  EXPECT_TRUE(d.wait_for_log("tier 9 ready")) << d.stderr_text();
+  slabtest::expect_clean_audit(d, target);
 }
 
 // A client that closes its socket but lives on keeps its context: shmd reclaims it only

@@ -71,10 +71,24 @@ public:
   pool_map& operator=(const pool_map&) = delete;
   ~pool_map();
 
-  /// shmd: creates tier t's segments, binds, prefaults and locks them, maps them here
-  /// and fills in tiers[t]. The tier is not offered to anyone until publish_tier.
+  /// shmd: creates tier t's segments, maps them here, fills in tiers[t] and prepares
+  /// (binds, faults in, locks) its first chunk of slots (chunk_end). A failure leaves
+  /// nothing of the tier. Nothing of it is offered to anyone until shmd publishes it.
   platform::result<tier_segments> create_tier(unsigned t);
-  /// Maps tier t from its segments' fds (checked against the header's sizes).
+  /// shmd: prepares the last created tier's slots from mapped_slots() up to `to` (a
+  /// chunk_end, within the tier), given the tier's segments. A failure leaves what was
+  /// prepared before as it was; a retry prepares the rest.
+  platform::status prepare_slots(int meta_fd, int data_fd, std::uint64_t to);
+  /// Where the chunk of slots that starts at `from` ends: shmd prepares and offers a
+  /// tier in chunks of about prepare_chunk_bytes of payloads (at least a magazine's
+  /// worth), so that a client in a burst never waits for a whole tier.
+  [[nodiscard]] std::uint64_t chunk_end(std::uint64_t from) const noexcept;
+  static constexpr std::uint64_t prepare_chunk_bytes = std::uint64_t{4} << 20;
+  /// shmd adopting a pool: faults in and locks every slot below `to`, which a previous
+  /// daemon prepared.
+  platform::status take_over(std::uint64_t to);
+  /// Maps tier t from its segments' fds (checked against the header's sizes) and faults
+  /// in what of it is offered (ready_slots); has_slot faults in the rest as it comes.
   platform::status map_tier(unsigned t, int meta_fd, int data_fd);
 
   /// Removes the named segments of pool `name` from the store (shmd --destroy).
@@ -107,6 +121,8 @@ public:
   void* payload(std::uint32_t i) noexcept { return data_ + std::size_t{i} * geo_.stride; }
   [[nodiscard]] proto::pool_header& info() noexcept { return *hdr_; }
   [[nodiscard]] const proto::pool_geometry& geometry() const noexcept { return geo_; }
+  /// Slots this process can use without the slow path: in tiers it mapped, faulted in
+  /// up to what is offered (clients) or prepared (shmd).
   [[nodiscard]] std::uint64_t mapped_slots() const noexcept { return mapped_slots_.load(); }
   [[nodiscard]] unsigned mapped_tiers() const noexcept { return mapped_tiers_; }
   /// Allocations minus frees over every context, past (the header's retired counters)
@@ -128,8 +144,10 @@ private:
   void describe_new_tier(unsigned t, const platform::segment& meta, const platform::segment& data);
   void forget_failed_tier(unsigned t);
   bool placed_on_node(unsigned t);
-  platform::status map_tier_locked(unsigned t, int meta_fd, int data_fd, bool fresh);
-  platform::status lock_tier(unsigned t);
+  platform::status map_tier_locked(unsigned t, int meta_fd, int data_fd);
+  template <class F> void for_parts(unsigned t, std::uint64_t a, std::uint64_t b, F&& f);
+  bool populate_to(std::uint64_t to);
+  platform::status lock_prefix(unsigned t, std::uint64_t to);
 
   platform::unique_fd control_;
   platform::segment_store store_;

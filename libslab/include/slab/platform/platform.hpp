@@ -124,7 +124,7 @@ void release_private(void* addr, std::size_t bytes) noexcept;
 /// Fails with a clear message when the node does not exist or NUMA is unavailable.
 [[nodiscard]] status bind_to_node(void* addr, std::size_t bytes, int node);
 /// Writes one byte in every page so that all are faulted in now, not on the hot path.
-/// The byte written is zero: meant for fresh memory, whose contents it cannot change.
+/// The write is an atomic add of zero: no byte changes, even one in use elsewhere.
 void prefault(void* addr, std::size_t bytes, std::size_t page_size) noexcept;
 /// mlock; the error names RLIMIT_MEMLOCK and the size asked for.
 [[nodiscard]] status lock(void* addr, std::size_t bytes);

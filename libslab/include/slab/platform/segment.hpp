@@ -106,6 +106,12 @@ void unmap_segment(void* addr, std::size_t bytes, bool keep_reserved) noexcept;
                                        std::uint64_t bytes, std::size_t page, int node,
                                        const std::string& what, bool huge);
 
+/// Faults [addr, addr + bytes) of a shared mapping into this process's page tables
+/// without changing a byte (MADV_POPULATE_WRITE or _READ; touching each page where the
+/// kernel predates them). The pages must exist in the segment already. addr is
+/// page-aligned; bytes is rounded up to whole pages.
+[[nodiscard]] status populate(void* addr, std::size_t bytes, std::size_t page, bool writable);
+
 /// The same file as fd, opened anew read-only (through /proc/self/fd): whoever receives
 /// it can map it PROT_READ only (an mprotect to write fails with EACCES).
 [[nodiscard]] result<unique_fd> reopen_read_only(int fd);
