@@ -197,11 +197,13 @@ void pool_owner::adopt(std::vector<slab::mapped::tier_segments> tiers) {
       throw slab::error(errc_of(s.error().cause),
                         "pool '" + cfg_.name + "': taking over its last chunk: " + s.error().what);
     }
-    m.state().magazines.store(
-        static_cast<std::uint32_t>(m.geometry().extra_magazines + offered / core::magazine_slots),
-        std::memory_order_release);
-    m.state().ready_slots.store(offered, std::memory_order_release);
   }
+  // Exactly the magazines of what is offered are in the depot or in contexts (the old
+  // daemon may have counted a chunk's before it died pushing them).
+  m.state().magazines.store(
+      static_cast<std::uint32_t>(m.geometry().extra_magazines + offered / core::magazine_slots),
+      std::memory_order_release);
+  m.state().ready_slots.store(offered, std::memory_order_release);
   // The rest of an unfinished tier is prepared and offered by the worker (maybe_grow).
   m.info().daemon_pid.store(slab::platform::own_pid());
   const unsigned dead = sort_client_records();

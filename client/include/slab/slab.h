@@ -76,7 +76,7 @@ typedef struct slab_pool_stats {
   char name[64];        /* NUL-terminated */
   uint32_t slot_size;   /* payload bytes per slot */
   uint32_t tiers;       /* tiers published so far */
-  uint64_t ready_slots; /* slots in published tiers */
+  uint64_t ready_slots; /* slots shmd has prepared and offered */
   uint64_t max_slots;   /* the ceiling for growth */
   uint64_t live;        /* allocations minus frees, all processes (approximate while busy) */
   int hugepages;        /* 1: every tier's data on hugepages */
