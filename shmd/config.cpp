@@ -266,8 +266,9 @@ void refuse_unsafe_characters(std::string_view text, const std::string& source_n
   }
   throw slab::error(slab::errc::config,
                     where + "the character " + std::string(code.data()) +
-                        " right after a backslash in a multi-line string is beyond this "
-                        "build's TOML parser (toml++ 3.3); write it as an escape (\\u" +
+                        " after a backslash in a multi-line string, where whitespace may "
+                        "follow, is beyond this build's TOML parser (toml++ 3.3); write it as "
+                        "an escape (\\u" +
                         std::string(code.data() + 2) + ")");
 }
 

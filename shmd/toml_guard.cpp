@@ -125,13 +125,17 @@ private:
   }
 
   // toml++ tests the character after a backslash as whitespace, and when it is, skips
-  // whitespace and line breaks and tests the first character after them too.
+  // whitespace and line breaks, testing each character up to the first that is neither.
   std::optional<unsafe_character> after_backslash() {
     advance();
     if (i_ >= t_.size()) return std::nullopt;
     if (trips_toml(peek())) return here(true);
+    // What toml++ skips there: ASCII blanks and line breaks, and the non-ASCII horizontal
+    // whitespace it recognises (testing every character it passes, this one included).
     const auto space = [](char32_t c) {
-      return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r';
+      return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || c == U'\xA0' ||
+             c == U'\u1680' || c == U'\u180E' || (c >= U'\u2000' && c <= U'\u200B') ||
+             c == U'\u202F' || c == U'\u205F' || c == U'\u2060' || c == U'\u3000' || c == U'\uFEFF';
     };
     if (!space(peek())) {
       advance(); // an escape: \n, \", \\, \uXXXX (its digits are ASCII)

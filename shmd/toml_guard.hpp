@@ -3,7 +3,8 @@
 // non-ASCII whitespace reaches __builtin_unreachable() for most code points in
 // U+00A1..U+0499, U+2D6E..U+3167 and U+FBB6..U+FEFE, undefined behaviour in the daemon. The test
 // runs only where toml++ expects whitespace: outside strings and comments, and in a
-// multi-line basic string right after a backslash. Outside strings and comments such a
+// multi-line basic string after a backslash (and after the whitespace, non-ASCII
+// included, and line breaks it then skips). Outside strings and comments such a
 // character is a syntax error anyway; after the backslash it is valid TOML, which shmd
 // then refuses with a message saying to write it as an escape (\uXXXX).
 // fuzz_config found this (tests/fuzz); config_test holds it.

@@ -592,7 +592,7 @@ TEST(config_unsafe_characters, outside_strings_they_are_a_syntax_error_at_their_
 
 TEST(config_unsafe_characters, after_a_backslash_in_a_multi_line_string_they_ask_for_an_escape) {
   const std::string msg = parse_error("[daemon]\nsocket = \"\"\"\\\n  \u00a7\"\"\"\n");
-  EXPECT_EQ(msg.rfind("bad.toml:3:3: the character U+00A7 right after a backslash in a "
+  EXPECT_EQ(msg.rfind("bad.toml:3:3: the character U+00A7 after a backslash in a "
                       "multi-line string",
                       0),
             0U)
@@ -600,6 +600,16 @@ TEST(config_unsafe_characters, after_a_backslash_in_a_multi_line_string_they_ask
   EXPECT_NE(msg.find("write it as an escape (\\u00A7)"), std::string::npos) << msg;
   EXPECT_EQ(parse_error("[daemon]\nsocket = \"\"\"\\\u0430\"\"\"\n").rfind("bad.toml:2:14: ", 0),
             0U);
+  // toml++ skips whitespace after a line-ending backslash, non-ASCII whitespace too
+  // (U+FEFF, U+00A0, U+3000, ...), and tests each character it passes. Found by
+  // fuzz_config: a byte-order mark, then U+FDBF.
+  const std::string skipped =
+      parse_error("[daemon]\nsocket = \"\"\"\\\r\n\ufeff\u00a0\u3000\ufdbf\"\"\"\n");
+  EXPECT_EQ(skipped.rfind("bad.toml:3:4: the character U+FDBF after a backslash", 0), 0U)
+      << skipped;
+  const std::string fuzzed = parse_error("\"\"\"]]\\\r\n\xef\xbb\xbf\xef\xb6\xbf\x15"
+                                         "D\\\\\\\\*\\D\\");
+  EXPECT_NE(fuzzed.find("U+FDBF"), std::string::npos) << fuzzed;
 }
 
 TEST(config_unsafe_characters, in_comments_and_strings_they_are_read_as_ever) {
