@@ -58,8 +58,9 @@ public:
   }
 
   // ---- worker thread ----
-  /// Prepares the next tier when live slots reach grow_at of the ready ones, or when
-  /// `urgent` (a client ran dry). Returns true when a tier was added.
+  /// Prepares and offers, a chunk at a time, the rest of a tier offered in part, or the
+  /// next tier when live slots reach grow_at of the ready ones or when `urgent` (a
+  /// client ran dry). Returns true when a tier was completed.
   bool maybe_grow(bool urgent);
   /// Gives back everything context `ctx` held; its owner is dead or has detached.
   void reclaim(std::uint32_t ctx);
