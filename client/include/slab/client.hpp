@@ -73,7 +73,7 @@ struct client_options {
 struct pool_stats {
   std::string name;
   std::uint32_t slot_size = 0;
-  std::uint64_t ready_slots = 0; ///< slots shmd has prepared and offered (tiers, or chunks of the last)
+  std::uint64_t ready_slots = 0; ///< slots shmd has prepared and offered
   std::uint64_t max_slots = 0;   ///< the ceiling for growth
   std::uint64_t live = 0; ///< allocations minus frees, all contexts (approximate while running)
   unsigned tiers = 0;
