@@ -129,7 +129,8 @@ std::unique_ptr<pool_owner> pool_owner::open(const pool_config& cfg,
     throw slab::error(errc::system, "pool '" + cfg.name + "': no magazine for the daemon");
   try {
     p->add_tier(0);
-    p->finish_tier(); // all of tier 0 before the pool is served
+    while (p->growing())
+      p->next_chunk(); // all of tier 0 before the pool is served
   } catch (const slab::error&) {
     slab::mapped::pool_map::destroy(cfg.name, store); // a pool that never came up leaves no file
     throw;
@@ -313,30 +314,40 @@ void pool_owner::offer(std::uint64_t to) {
   }
 }
 
-// Prepares and offers the rest of the last tier, chunk by chunk. Throws slab::error when
-// a chunk cannot be prepared; what was offered stays, and the next call goes on from it.
-void pool_owner::finish_tier() {
+bool pool_owner::growing() const noexcept {
+  slab::mapped::pool_map& m = *map_;
+  const slab::proto::tier_info& last = m.info().tiers[m.mapped_tiers() - 1];
+  return m.state().ready_slots.load(std::memory_order_acquire) < last.first_slot + last.slots;
+}
+
+// Prepares and offers the next chunk of the last tier. Throws slab::error when it cannot
+// be prepared; what was offered stays, and the next call tries the same chunk again.
+void pool_owner::next_chunk() {
   slab::mapped::pool_map& m = *map_;
   const unsigned t = m.mapped_tiers() - 1;
-  const slab::proto::tier_info& ti = m.info().tiers[t];
-  const std::uint64_t end = ti.first_slot + ti.slots;
-  while (m.mapped_slots() < end) {
-    const std::uint64_t to = m.chunk_end(m.mapped_slots());
-    int meta = -1, data = -1;
-    {
-      std::lock_guard<std::mutex> g(tiers_mu_);
-      meta = tiers_[t].meta.get();
-      data = tiers_[t].data.get();
-    }
-    const platform::status s = m.prepare_slots(meta, data, to);
-    if (!s) {
-      throw slab::error(errc_of(s.error().cause),
-                        "pool '" + cfg_.name + "': tier " + std::to_string(t) + ", slots " +
-                            std::to_string(m.mapped_slots()) + " to " + std::to_string(to) + ": " +
-                            s.error().what + remedy(s.error(), &m, t));
-    }
-    offer(to);
+  const std::uint64_t from = m.mapped_slots();
+  const std::uint64_t to = m.chunk_end(from);
+  int meta = -1, data = -1;
+  {
+    std::lock_guard<std::mutex> g(tiers_mu_);
+    meta = tiers_[t].meta.get();
+    data = tiers_[t].data.get();
   }
+  const auto t0 = std::chrono::steady_clock::now();
+  const platform::status s = m.prepare_slots(meta, data, to);
+  if (!s) {
+    throw slab::error(errc_of(s.error().cause),
+                      "pool '" + cfg_.name + "': tier " + std::to_string(t) + ", slots " +
+                          std::to_string(from) + " to " + std::to_string(to) + ": " +
+                          s.error().what + remedy(s.error(), &m, t));
+  }
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  offer(to);
+  log_debug("pool '" + cfg_.name + "': tier " + std::to_string(t) + ": slots " +
+            std::to_string(from) + " to " + std::to_string(to) + " offered, prepared in " +
+            std::to_string(us) + " us");
 }
 
 void pool_owner::set_assigned(std::uint32_t ctx, bool assigned) {
@@ -375,8 +386,7 @@ std::uint64_t pool_owner::live_estimate() noexcept { return map_->live_estimate(
 bool pool_owner::maybe_grow(bool urgent) {
   slab::mapped::pool_map& m = *map_;
   const unsigned next = m.mapped_tiers();
-  const slab::proto::tier_info& last = m.info().tiers[next - 1];
-  const bool unfinished = ready_slots() < last.first_slot + last.slots;
+  const bool unfinished = growing();
   if (!unfinished && next >= m.geometry().tier_count()) return false;
   const std::uint64_t ready = ready_slots();
   const auto threshold = static_cast<std::uint64_t>(cfg_.grow_at * static_cast<double>(ready));
@@ -390,15 +400,21 @@ bool pool_owner::maybe_grow(bool urgent) {
     if (n % 1024 != 0 && !std::has_single_bit(n)) return false;
   }
   try {
-    if (!unfinished) add_tier(next);
-    finish_tier();
+    // One chunk per call: the worker reclaims between chunks, and calls again at once
+    // while growing() (worker::has_work).
+    if (unfinished) {
+      next_chunk();
+    } else {
+      add_tier(next);
+    }
     map_->info().growth_failed.store(0, std::memory_order_relaxed);
     if (n != 0) {
-      log_notice("pool '" + cfg_.name + "': tier " + std::to_string(m.mapped_tiers() - 1) +
-                 " added");
+      log_notice("pool '" + cfg_.name + "': growing again: tier " +
+                 std::to_string(m.mapped_tiers() - 1) + " offered up to " +
+                 std::to_string(ready_slots()) + " slots");
     }
     failed_growths_ = 0;
-    return true;
+    return !growing();
   } catch (const slab::error& e) {
     map_->info().growth_failed.store(static_cast<std::uint32_t>(e.code()),
                                      std::memory_order_relaxed);

@@ -58,10 +58,15 @@ public:
   }
 
   // ---- worker thread ----
-  /// Prepares and offers, a chunk at a time, the rest of a tier offered in part, or the
-  /// next tier when live slots reach grow_at of the ready ones or when `urgent` (a
-  /// client ran dry). Returns true when a tier was completed.
+  /// Prepares and offers one chunk: the next of a tier offered in part, or the first of
+  /// the next tier when live slots reach grow_at of the ready ones or when `urgent` (a
+  /// client ran dry). Returns true when that completed a tier.
   bool maybe_grow(bool urgent);
+  /// The last tier is offered in part.
+  [[nodiscard]] bool growing() const noexcept;
+  /// growing(), and its last chunk did not fail: maybe_grow has more to do at once
+  /// (after a failure it retries on its back-off, from the worker's ticks).
+  [[nodiscard]] bool more_to_offer() const noexcept { return failed_growths_ == 0 && growing(); }
   /// Gives back everything context `ctx` held; its owner is dead or has detached.
   void reclaim(std::uint32_t ctx);
 
@@ -82,7 +87,7 @@ private:
   explicit pool_owner(pool_config cfg) : cfg_(std::move(cfg)) {}
   void add_tier(unsigned t);
   void offer(std::uint64_t to);
-  void finish_tier();
+  void next_chunk();
   void adopt(std::vector<slab::mapped::tier_segments> tiers);
   std::uint32_t reclaim_old_daemon_records(); ///< adopt: returns the helper record it used
   unsigned sort_client_records();             ///< adopt: returns the records reclaimed

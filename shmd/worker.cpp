@@ -80,6 +80,8 @@ bool worker::has_work() const {
   bool any = false;
   for (const bool u : urgent_)
     any = any || u;
+  for (const auto& p : pools_)
+    any = any || p->more_to_offer(); // a tier offered in part: its next chunk now
   return stopping_ || any || !reclaims_.empty();
 }
 

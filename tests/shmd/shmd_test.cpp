@@ -533,6 +533,51 @@ TEST(shmd_restart, a_daemon_killed_while_offering_a_tier_leaves_one_the_next_fin
   slabtest::expect_clean_audit(d, target);
 }
 
+// shmd prepares a tier one chunk per round of its worker, so that the worker's other
+// work does not wait for a whole tier: a client killed while a 4M-slot tier (64 chunks)
+// is being offered is reclaimed before that tier is complete.
+TEST(shmd_growth, a_dead_client_is_reclaimed_between_chunks_of_a_growing_tier) {
+  constexpr std::uint64_t big_tier = std::uint64_t{1} << 22; // tier 11: slots 4M to 8M
+  daemon_cfg cfg;
+  cfg.pools[0].capacity = 4096;
+  cfg.pools[0].max_capacity = 2 * big_tier;
+  daemon d(cfg);
+  shared_array<std::atomic<int>> step(1);
+  child victim = child::spawn([&] {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+    (void)p.emplace(std::uint64_t{1});
+    step->store(1);
+    ::pause(); // until killed
+    return 0;
+  });
+  ASSERT_TRUE(slabtest::eventually([&] { return step->load() == 1; }, 10s));
+  // Past grow_at (0.75) of the 4M slots below tier 11: shmd starts it.
+  child grower = child::spawn([&] {
+    slab::client c = slab::client::connect(d.socket_path());
+    slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+    for (std::uint64_t i = 0; i < big_tier * 4 / 5; ++i)
+      (void)p.emplace(i);
+    return 0;
+  });
+  pool_view v(d.socket_path(), "test");
+  const auto offering = [&] {
+    const std::uint64_t ready = v.map().state().ready_slots.load();
+    return ready > big_tier && ready < 2 * big_tier;
+  };
+  ASSERT_TRUE(slabtest::eventually(offering, 60s)) << d.stderr_text();
+  const pid_t pid = victim.pid();
+  victim.signal(SIGKILL);
+  ASSERT_EQ(victim.wait().signal(), SIGKILL);
+  ASSERT_TRUE(grower.wait(60s).ok());
+  ASSERT_TRUE(d.wait_for_log("tier 11 ready", 60s)) << d.stderr_text();
+  ASSERT_TRUE(d.wait_for_log("of pid " + std::to_string(pid))) << d.stderr_text();
+  const std::string log = d.stderr_text();
+  EXPECT_LT(log.find("of pid " + std::to_string(pid)), log.find("tier 11 ready"))
+      << "the reclaim waited for the whole tier:\n"
+      << log;
+}
+
 // A client that closes its socket but lives on keeps its context: shmd reclaims it only
 // once the process is gone (its caches may still be in use).
 TEST(shmd_client_death, context_outlives_the_socket_until_the_process_exits) {
