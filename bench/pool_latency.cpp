@@ -642,9 +642,12 @@ struct runner {
 };
 
 /// How fast shmd prepared (bound, fallocated, faulted in, locked) the tiers it added to
-/// pool `name` after tier 0, from the pool's tier table: bytes and seconds, summed.
+/// pool `name` after tier 0, from the pool's tier table: bytes and seconds, summed; and
+/// what one chunk of tier 1 (pool_map::chunk_end) is, in slots and in bytes.
 struct preparation {
   double bytes = 0, seconds = 0;
+  std::uint64_t chunk_slots = 0;
+  double chunk_bytes = 0;
 };
 preparation prepared(const std::string& socket, const std::string& name) {
   slabtest::pool_view v(socket, name);
@@ -653,6 +656,12 @@ preparation prepared(const std::string& socket, const std::string& name) {
   for (unsigned t = 1; t < h.tiers_published.load(); ++t) {
     p.bytes += static_cast<double>(h.tiers[t].meta_bytes + h.tiers[t].data_bytes);
     p.seconds += static_cast<double>(h.tiers[t].prepare_ns) / 1e9;
+  }
+  if (h.tiers_published.load() > 1) {
+    const slab::proto::tier_info& t1 = h.tiers[1];
+    p.chunk_slots = v.map().chunk_end(t1.first_slot) - t1.first_slot;
+    p.chunk_bytes = static_cast<double>(t1.meta_bytes + t1.data_bytes) *
+                    static_cast<double>(p.chunk_slots) / static_cast<double>(t1.slots);
   }
   return p;
 }
@@ -677,14 +686,18 @@ int run(const options& o) {
   runner run{o,        pl, d.socket_path(), info, rows, rec, {rec, {info.tsc_hz, info.tsc_step, 0}},
              other_cpu};
   std::vector<double> prep_rates; // bytes per second, one per repetition
+  preparation chunk;              // what a chunk of the growth pools is
   for (std::size_t r = 0; r < o.reps; ++r) {
     slab::pool<Payload64> grow = cl.open<Payload64>("grow" + std::to_string(r));
     slab::pool<Payload64> pace = cl.open<Payload64>("pace" + std::to_string(r));
     pools.grow = &grow;
     pools.pace = &pace;
     run.rep(r, pools, ps);
-    if (const preparation p = prepared(d.socket_path(), "grow" + std::to_string(r)); p.seconds > 0)
+    if (const preparation p = prepared(d.socket_path(), "grow" + std::to_string(r));
+        p.seconds > 0) {
       prep_rates.push_back(p.bytes / p.seconds);
+      chunk = p;
+    }
     pools.grow = nullptr;
     pools.pace = nullptr;
   }
@@ -697,17 +710,15 @@ int run(const options& o) {
             << (s.hugepages ? "on hugepages" : "on normal pages (no hugepages reserved)")
             << "; growth pools start at 262144 slots, grow_at " << o.grow_at << "\n";
   if (!prep_rates.empty()) {
-    // One chunk is 4 MiB of payloads (pool_map::prepare_chunk_bytes) and its share of
-    // headers and magazines: for 64-byte slots, 65536 slots and 4.6 MiB in all.
     std::sort(prep_rates.begin(), prep_rates.end());
     const double mid = prep_rates[prep_rates.size() / 2];
-    const double chunk = 65536.0 * (64 + 8) + 256 * sizeof(slab::core::magazine);
     char line[200];
     std::snprintf(line, sizeof line,
                   "shmd prepared the growth pools' new tiers at %.2f GB/s (median of %zu, "
-                  "%.2f-%.2f): %.2f ms per chunk of 65536 slots of 64 bytes\n",
+                  "%.2f-%.2f): %.2f ms per chunk of %llu slots of 64 bytes\n",
                   mid / 1e9, prep_rates.size(), prep_rates.front() / 1e9, prep_rates.back() / 1e9,
-                  chunk / mid * 1e3);
+                  chunk.chunk_bytes / mid * 1e3,
+                  static_cast<unsigned long long>(chunk.chunk_slots));
     std::cout << line;
   }
   std::cout << peers::dpdk::describe() << '\n';

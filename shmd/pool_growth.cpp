@@ -87,7 +87,7 @@ void pool_owner::next_chunk() {
     meta = tiers_[t].meta.get();
     data = tiers_[t].data.get();
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint64_t ns_before = m.info().tiers[t].prepare_ns; // prepare_slots adds to it
   const platform::status s = m.prepare_slots(meta, data, to);
   if (!s) {
     throw slab::error(errc_of(s.error().cause),
@@ -95,13 +95,10 @@ void pool_owner::next_chunk() {
                           std::to_string(from) + " to " + std::to_string(to) + ": " +
                           s.error().what + remedy(s.error(), &m, t));
   }
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
   offer(to);
   log_debug("pool '" + cfg_.name + "': tier " + std::to_string(t) + ": slots " +
             std::to_string(from) + " to " + std::to_string(to) + " offered, prepared in " +
-            std::to_string(us) + " us");
+            std::to_string((m.info().tiers[t].prepare_ns - ns_before) / 1000) + " us");
 }
 
 bool pool_owner::maybe_grow(bool urgent) {

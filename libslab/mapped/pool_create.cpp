@@ -183,6 +183,7 @@ void pool_map::forget_failed_tier(unsigned t) {
   unmap_segment(tier_mags_[t], tier_mag_bytes_[t], false);
   tier_mags_[t] = nullptr;
   tier_mag_bytes_[t] = 0;
+  mapped_tiers_ = t;
   const std::string pool(proto::get_text(hdr_->name));
   remove_segment(tier_name(pool, t, "meta"), store_);
   remove_segment(tier_name(pool, t, "data"), store_);
@@ -241,7 +242,6 @@ result<tier_segments> pool_map::create_tier(unsigned t) {
                                chunk_end(geo_.geo.tier_begin(t)));
       !s) {
     forget_failed_tier(t);
-    mapped_tiers_ = t;
     return s.error();
   }
   ti.created_unix_ns = now_unix_ns();
