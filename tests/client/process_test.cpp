@@ -454,6 +454,12 @@ TEST(growth, clients_grow_the_pool_to_max_capacity_then_fail_cleanly) {
     EXPECT_EQ(r.free_depot, 0U) << "full magazines left in the depot of a full pool";
     EXPECT_EQ(r.live, live);
     EXPECT_LE(r.free_cached, 3U * K * 4U) << pool_view::describe(r); // 4 contexts' caches
+    // Every magazine, the control segment's and each tier's, starts on its own cache
+    // line: two holders never write one line (shared_layout.hpp, struct magazine).
+    ASSERT_TRUE(v.map_all());
+    ASSERT_GT(v.map().magazine_count(), max_slots / K); // every tier's, and the extra ones
+    for (std::uint32_t m = 0; m < v.map().magazine_count(); ++m)
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(&v.map().mag(m)) % 64, 0U) << "magazine " << m;
   }
   // Client 1 erases some; client 0 can have nearly all of them (all but client 1's cache).
   EXPECT_EQ(ask(1, cmd::erase_some), 0U);
