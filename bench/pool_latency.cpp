@@ -348,6 +348,7 @@ bool applies(const std::string& peer, kind k) {
     return peer == "floor" || peer == "glibc malloc" || peer == "boost shm" ||
            peer == "boost node_alloc" || peer == "rte_mempool";
   if (k == kind::growth) return peer == "floor" || peer == "slab+locked" || peer == "vec_slab";
+  if (peer == "checked floor" || peer == "checked floor, inline") return true; // churn, lifecycle
   return peer == "floor" || peer == "slab+locked" || peer == "rte_mempool" ||
          peer == "boost node_alloc" || peer == "glibc malloc"; // churn
 }
@@ -365,6 +366,8 @@ std::vector<peer_entry> make_peers(open_pools& pools, int cpu) {
           entry<peers::slab_locked_peer>(),
           entry<peers::vec_slab_peer>(),
           entry<peers::floor_peer>(),
+          entry<peers::checked_floor_peer>(),
+          entry<peers::checked_floor_inline_peer>(),
           entry<peers::array_peer>(),
           entry<peers::malloc_peer>(false),
           entry<peers::boost_shm_peer>(false),
@@ -396,9 +399,17 @@ std::vector<targets::verdict> judge(const std::vector<latency::row>& rows, const
                         "slab::pool", "floor", 4, 1.5));
       break;
     case kind::churn:
-    case kind::lifecycle: break;
+    case kind::lifecycle:
+      // The floor never reads a generation; the checked floor does, and nothing else
+      // (checked_floor.hpp): the pool's distance from it is what the pool adds.
+      for (const std::size_t stat : {0U, 1U, 2U})
+        v.push_back(ratio(rows, "within 1.2x of the checked floor (a generation read, no more)",
+                          w.name, "slab::pool", "checked floor", stat, 1.2));
+      break;
     }
-    v.push_back(targets::ahead(rows, w.name, "slab::pool", {"floor", "slab::slab", "slab+locked"}));
+    v.push_back(targets::ahead(
+        rows, w.name, "slab::pool",
+        {"floor", "checked floor", "checked floor, inline", "slab::slab", "slab+locked"}));
   }
   v.push_back(targets::ahead(rows, "handoff B", "slab::pool", {}));
   v.push_back(targets::ahead(rows, "handoff A", "slab::pool", {}));

@@ -21,6 +21,7 @@
 #include <slab/platform/locked_backing.hpp>
 #include <slab/slab.hpp>
 
+#include "checked_floor.hpp"
 #include "floor.hpp"
 #include "vec_slab.hpp"
 
@@ -95,6 +96,27 @@ template <class P = Payload64> struct floor_peer {
   P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
   floor_slab<P> s;
+};
+
+/// The floor with a generation check: generations apart (as the pool's headers) or on
+/// the value's line (checked_floor.hpp).
+template <class P = Payload64> struct checked_floor_peer {
+  static constexpr std::string_view name = "checked floor";
+  using key_type = std::uint64_t;
+  explicit checked_floor_peer(std::size_t capacity) : s(capacity) {}
+  key_type insert(const P& v) noexcept { return s.insert(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
+  void erase(key_type k) noexcept { s.erase(k); }
+  checked_floor<P, false> s;
+};
+template <class P = Payload64> struct checked_floor_inline_peer {
+  static constexpr std::string_view name = "checked floor, inline";
+  using key_type = std::uint64_t;
+  explicit checked_floor_inline_peer(std::size_t capacity) : s(capacity) {}
+  key_type insert(const P& v) noexcept { return s.insert(v); }
+  P* get(key_type k) noexcept { return s.get(k); }
+  void erase(key_type k) noexcept { s.erase(k); }
+  checked_floor<P, true> s;
 };
 
 /// A plain array indexed by position, filled in order: what a lookup costs with no
