@@ -56,7 +56,8 @@ struct alignas(64) magazine {
   std::atomic<std::uint32_t> owner{no_owner};   ///< stamp_of(holder), or no_owner
   std::atomic<std::uint32_t> slots[magazine_slots]{};
 };
-static_assert(sizeof(magazine) == (12 + 4 * magazine_slots + 63) / 64 * 64);
+static_assert(sizeof(magazine) ==
+              (std::size_t{12} + std::size_t{4} * magazine_slots + 63) / 64 * 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 /// The wide cells of a pool, by number (context_record::won is indexed by it).
