@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <slab/error.hpp>
 #include <slab/platform/ipc.hpp>
@@ -45,8 +47,69 @@ void control::add(platform::unique_fd sock, platform::peer_credentials peer) {
   c.uid = peer.uid;
   c.gid = peer.gid;
   c.serial = next_serial_++;
+  c.accepted = std::chrono::steady_clock::now();
+  uid_load& load = load_[c.uid];
+  if (c.uid != 0 &&
+      (load.ungreeted >= max_ungreeted_per_uid || load.all >= cfg_.max_connections_per_uid)) {
+    const bool waiting = load.ungreeted >= max_ungreeted_per_uid;
+    const std::string text =
+        "too many connections from uid " + std::to_string(c.uid) + ": " +
+        (waiting ? std::to_string(load.ungreeted) + " have not said hello yet (at most " +
+                       std::to_string(max_ungreeted_per_uid) + ")"
+                 : std::to_string(load.all) + " open (max_connections_per_uid = " +
+                       std::to_string(cfg_.max_connections_per_uid) + " in " + cfg_.source + ")");
+    if (load.all == 0) load_.erase(c.uid);
+    send_error(c, errc::permission_denied, text);
+    platform::close_after_reply(c.sock);
+    log_refusal(c.uid, "client pid " + std::to_string(c.pid) + " refused: " + text);
+    return;
+  }
+  ++load.all;
+  ++load.ungreeted;
   (void)events_.add(fd, tag_of(fd)); // fails only for a closed fd: then it never reads
   conns_.emplace(fd, std::move(c));
+}
+
+void control::expire_ungreeted() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<int> late;
+  for (const auto& [fd, c] : conns_) {
+    if (!c.greeted && now - c.accepted >= hello_timeout) late.push_back(fd);
+  }
+  for (const int fd : late) {
+    const connection& c = conns_.at(fd);
+    log_refusal(c.uid, "client pid " + std::to_string(c.pid) + " (uid " + std::to_string(c.uid) +
+                           ") dropped: no hello within " + std::to_string(hello_timeout.count()) +
+                           " s of connecting");
+    drop(fd, "");
+  }
+}
+
+int control::next_deadline_ms() const {
+  std::optional<std::chrono::steady_clock::time_point> first;
+  for (const auto& [fd, c] : conns_) {
+    if (!c.greeted && (!first || c.accepted < *first)) first = c.accepted;
+  }
+  if (!first) return -1;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      *first + hello_timeout - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(left.count() + 1, 0, 60'000));
+}
+
+// At most one refusal logged per uid every 10 s, with the count of those not logged: a
+// user who opens thousands of connections must not flood the journal either.
+void control::log_refusal(std::uint32_t uid, const std::string& text) {
+  refusal_log& r = refusals_[uid];
+  const auto now = std::chrono::steady_clock::now();
+  if (r.logged_at != std::chrono::steady_clock::time_point{} &&
+      now - r.logged_at < std::chrono::seconds(10)) {
+    ++r.unlogged;
+    return;
+  }
+  log_warning(text + (r.unlogged == 0 ? std::string()
+                                      : " (and " + std::to_string(r.unlogged) +
+                                            " more refusals of this uid not logged)"));
+  r = {now, 0};
 }
 
 void control::on_event(int fd) {
@@ -76,6 +139,11 @@ void control::drop(int fd, const std::string& why) {
   connection c = std::move(it->second);
   conns_.erase(it);
   events_.remove(fd);
+  if (auto l = load_.find(c.uid); l != load_.end()) {
+    --l->second.all;
+    if (!c.greeted) --l->second.ungreeted;
+    if (l->second.all == 0) load_.erase(l);
+  }
   if (!why.empty()) log_warning("client pid " + std::to_string(c.pid) + " dropped: " + why);
   c.sock = platform::unique_fd();
   if (c.contexts.empty()) return;
@@ -228,6 +296,7 @@ void control::greet(connection& c, std::string_view comm, bool observer) {
     return drop(c.sock.get(), who + ": " + text);
   }
   c.greeted = true;
+  --load_[c.uid].ungreeted;
   c.client_ok = !observer;
   c.observer_ok = observer;
   proto::welcome w;

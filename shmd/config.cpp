@@ -29,9 +29,9 @@ using slab::platform::page_policy;
 
 constexpr std::size_t max_file_bytes = std::size_t{16} << 20; // a config, not a data set
 
-const std::vector<std::string_view> daemon_keys = {"socket",       "allow_uids",   "allow_gids",
-                                                   "monitor_uids", "monitor_gids", "log_level",
-                                                   "segment_dir",  "hugepage_dir"};
+const std::vector<std::string_view> daemon_keys = {
+    "socket",    "allow_uids",  "allow_gids",   "monitor_uids",           "monitor_gids",
+    "log_level", "segment_dir", "hugepage_dir", "max_connections_per_uid"};
 const std::vector<std::string_view> pool_keys = {"name",         "slot_size", "capacity",
                                                  "max_capacity", "hugepages", "numa_node",
                                                  "contexts",     "grow_at",   "mode"};
@@ -95,6 +95,8 @@ private:
         cfg.segment_dir = read_dir(v, k, false);
       } else if (k == "hugepage_dir") {
         cfg.hugepage_dir = read_dir(v, k, true);
+      } else if (k == "max_connections_per_uid") {
+        cfg.max_connections_per_uid = static_cast<std::uint32_t>(read_int(v, k, 1, 1'000'000, ""));
       } else {
         unknown_key(*e.key, "[daemon]", daemon_keys);
       }

@@ -82,6 +82,9 @@ struct daemon_config {
   std::vector<std::uint32_t> monitor_uids;
   std::vector<std::uint32_t> monitor_gids; ///< names resolved, as allow_gids
   std::string log_level = "info";          ///< debug|info|notice|warning|error
+  /// Open connections one uid may hold (root's are not counted): a user who may not
+  /// use pools cannot take all of shmd's descriptors, nor can a leaking client.
+  std::uint32_t max_connections_per_uid = 256;
   /// Where normal-page segments live as files that outlive the daemon (tmpfs); "" for
   /// anonymous memfds, which do not.
   std::string segment_dir = "/dev/shm/shmd";

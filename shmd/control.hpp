@@ -15,6 +15,7 @@
 // read-only ones (observe, clients).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -48,8 +49,20 @@ public:
   control(const control&) = delete;
   control& operator=(const control&) = delete;
 
+  /// How long a connection may stay without a hello before it is closed.
+  static constexpr std::chrono::seconds hello_timeout{2};
+  /// Connections of one uid (root's excepted) that have not said hello yet.
+  static constexpr std::uint32_t max_ungreeted_per_uid = 16;
+
   /// A new connection: its socket (non-blocking) and its peer as the kernel recorded it.
+  /// Refused (an error sent, then closed) past the peer uid's limits: max_ungreeted_per_uid
+  /// waiting for their hello, or the config's max_connections_per_uid in all.
   void add(slab::platform::unique_fd sock, slab::platform::peer_credentials peer);
+  /// Closes the connections that have not said hello within hello_timeout.
+  void expire_ungreeted();
+  /// Milliseconds until the next connection's hello deadline (for the loop's wait), or
+  /// -1 when none waits for one.
+  [[nodiscard]] int next_deadline_ms() const;
   /// Something happened on fd (tag - first_fd_tag): a message or a hang-up on a socket,
   /// or the exit of a watched process.
   void on_event(int fd);
@@ -71,7 +84,12 @@ private:
     bool adopted = false;     ///< a previous shmd's client, watched (watch_orphans)
     std::string comm;         ///< the process name its hello gave
     std::uint64_t serial = 0; ///< unique for the daemon's life (fds are reused)
+    std::chrono::steady_clock::time_point accepted; ///< hello is due hello_timeout after
     std::vector<context_ref> contexts;
+  };
+  /// One uid's open connections (in conns_), and how many of them await their hello.
+  struct uid_load {
+    std::uint32_t all = 0, ungreeted = 0;
   };
 
   // clients.cpp
@@ -89,6 +107,7 @@ private:
   void handle_grow(connection& c, slab::proto::packet p);
   void handle_close(connection& c, slab::proto::packet p);
   bool send_error(connection& c, slab::errc code, const std::string& text);
+  void log_refusal(std::uint32_t uid, const std::string& text);
   [[nodiscard]] std::optional<std::uint32_t> pool_id_of(std::string_view name) const;
   /// The packet as request M and the pool it names; nullopt when the packet is not
   /// exactly an M or names no pool of this shmd.
@@ -111,6 +130,12 @@ private:
   access_policy access_;
   std::map<int, connection> conns_;        // by socket fd
   std::map<int, connection> exited_watch_; // by pidfd: sockets closed, process alive
+  std::map<std::uint32_t, uid_load> load_; // by uid, of the connections in conns_
+  struct refusal_log {
+    std::chrono::steady_clock::time_point logged_at;
+    std::uint64_t unlogged = 0;
+  };
+  std::map<std::uint32_t, refusal_log> refusals_; // by uid
   std::uint64_t next_serial_ = 1;
   std::uint64_t started_unix_ns_ = 0;
 };

@@ -123,6 +123,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (a.destroy) return destroy(cfg, a.pools);
+  // Before anything is created: in a directory another user can write to, that user
+  // could bind the socket path first or replace the socket, and take the clients.
+  if (const slab::platform::status d = slab::platform::check_socket_directory(cfg.socket); !d) {
+    shmd::log_error("refusing to listen on " + cfg.socket + ": " + d.error().what);
+    return 2;
+  }
   // Before any pool is opened: a second shmd on a running one's config would adopt its
   // pools, taking over the running daemon's own context (record 0) and reclaiming its
   // clients' records under it, and only then fail to listen.

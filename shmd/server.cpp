@@ -1,12 +1,16 @@
 #include "server.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <string>
 
 #include <slab/error.hpp>
 #include <slab/platform/ipc.hpp>
+#include <slab/platform/process.hpp>
+#include <slab/proto/protocol.hpp>
 
 #include "checked.hpp"
 #include "log.hpp"
@@ -16,6 +20,7 @@ namespace shmd {
 namespace {
 
 namespace platform = slab::platform;
+namespace proto = slab::proto;
 using slab::errc;
 
 // The loop's own tags; fds of connections and watched processes are tagged from
@@ -35,6 +40,8 @@ void server::listen() {
     throw slab::error(errc::system, "cannot listen on " + cfg_.socket + ": " + l.error().what);
   }
   listen_ = std::move(l.value());
+  spare_ = platform::open_spare_descriptor();
+  fd_limit_ = platform::raise_descriptor_limit(); // one descriptor per client, two per tier
 }
 
 void server::start() {
@@ -60,8 +67,13 @@ int server::run() {
   start();
   std::array<std::uint64_t, 64> ready{};
   for (;;) {
-    const platform::result<std::size_t> n = events_.wait(ready, watchdog_.loop_timeout_ms());
+    const int beat = watchdog_.loop_timeout_ms(), hello = control_.next_deadline_ms();
+    const platform::result<std::size_t> n =
+        events_.wait(ready, beat < 0    ? hello
+                            : hello < 0 ? beat
+                                        : std::min(beat, hello));
     watchdog_.beat_main();
+    control_.expire_ungreeted();
     if (!n) continue; // EINTR is no error; nothing else can fail on a valid epoll set
     for (std::size_t i = 0; i < n.value(); ++i) {
       const std::uint64_t tag = ready[i];
@@ -90,11 +102,48 @@ bool server::stop_signalled() {
 void server::accept_clients() {
   for (;;) {
     auto a = platform::accept_seqpacket(listen_.get());
-    if (!a) return; // EAGAIN: nothing more (or a transient error)
+    if (!a) {
+      const int e = a.error().err;
+      if (e == EMFILE || e == ENFILE) shed_connection();
+      return; // EAGAIN: nothing more (or a transient error)
+    }
     platform::peer_credentials peer{};
     if (auto cred = platform::peer_of(a.value().get())) peer = cred.value();
     control_.add(std::move(a.value()), peer);
   }
+}
+
+// Out of descriptors, the listening socket stays readable and the loop would spin on it.
+// The spare descriptor makes room to take the first waiting connection, tell it why and
+// close it; then it is taken back. The warning says how many were refused, at most once
+// every 10 s.
+void server::shed_connection() {
+  spare_ = platform::unique_fd();
+  auto a = platform::accept_seqpacket(listen_.get());
+  spare_ = platform::open_spare_descriptor();
+  if (!a) return;
+  platform::peer_credentials peer{};
+  if (auto cred = platform::peer_of(a.value().get())) peer = cred.value();
+  const std::string text = "shmd is out of file descriptors (limit " + std::to_string(fd_limit_) +
+                           "): connection refused; raise LimitNOFILE, or lower "
+                           "max_connections_per_uid";
+  proto::error_msg err;
+  err.code = static_cast<std::uint32_t>(errc::system);
+  proto::set_text(err.text, text);
+  (void)platform::send_message(a.value().get(), &err, sizeof err);
+  platform::close_after_reply(a.value());
+  const auto now = std::chrono::steady_clock::now();
+  if (shed_logged_ != std::chrono::steady_clock::time_point{} &&
+      now - shed_logged_ < std::chrono::seconds(10)) {
+    ++shed_unlogged_;
+    return;
+  }
+  log_warning(text + ": pid " + std::to_string(peer.pid) + " uid " + std::to_string(peer.uid) +
+              (shed_unlogged_ == 0
+                   ? std::string()
+                   : " (and " + std::to_string(shed_unlogged_) + " more since the last warning)"));
+  shed_logged_ = now;
+  shed_unlogged_ = 0;
 }
 
 } // namespace shmd

@@ -6,6 +6,8 @@
 // of MiB) and reclaim run on the worker thread, never in the loop.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -36,6 +38,7 @@ public:
 private:
   void start();
   void accept_clients();
+  void shed_connection(); ///< out of descriptors: takes one waiting connection and refuses it
   [[nodiscard]] bool stop_signalled(); ///< reads the signalfd; true for SIGTERM or SIGINT
 
   // Declared in the order they are built; destroyed the other way round, so the worker
@@ -47,6 +50,10 @@ private:
   worker worker_;
   control control_;
   slab::platform::unique_fd listen_;
+  slab::platform::unique_fd spare_; // given up to accept a connection at EMFILE (accept_clients)
+  std::chrono::steady_clock::time_point shed_logged_;
+  std::uint64_t shed_unlogged_ = 0;
+  std::uint64_t fd_limit_ = 0; // RLIMIT_NOFILE, raised to its hard limit by listen()
   std::optional<slab::platform::signal_fd> signals_;
 };
 

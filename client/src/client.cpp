@@ -21,8 +21,10 @@ namespace detail {
 class session : public std::enable_shared_from_this<session> {
 public:
   static std::shared_ptr<session> connect(const std::string& path, const client_options& opt) {
-    auto s = std::make_shared<session>(connection(path, opt.request_timeout), path);
+    auto s =
+        std::make_shared<session>(connection(path, opt.request_timeout, opt.daemon_user), path);
     s->timeout_ = opt.request_timeout;
+    s->daemon_user_ = opt.daemon_user;
     s->map_ahead_ = opt.map_ahead;
     s->map_ahead_interval_ = opt.map_ahead_interval;
     std::vector<platform::unique_fd> fds;
@@ -193,7 +195,7 @@ private:
   // opened before stay ours: the new shmd found them in shared memory.
   bool reconnect_locked() noexcept {
     try {
-      std::optional<connection> c = connection::try_connect(path_, timeout_);
+      std::optional<connection> c = connection::try_connect(path_, timeout_, daemon_user_);
       if (!c) return false;
       std::vector<platform::unique_fd> fds;
       const std::optional<proto::welcome> w = c->request<proto::welcome>(greeting(), fds);
@@ -212,6 +214,7 @@ private:
   connection conn_;
   std::string path_;
   std::chrono::milliseconds timeout_{5000};
+  std::string daemon_user_; // client_options::daemon_user, for reconnecting
   std::uint32_t daemon_pid_ = 0;
   std::mutex mu_;
   std::mutex maps_mu_;
@@ -231,7 +234,7 @@ thread_local const session* session::mapper_of_this_thread = nullptr;
 raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map> map,
                    std::uint32_t ctx, client_options opt)
     : session_(std::move(s)), map_(std::move(map)), name_(proto::get_text(map_->info().name)),
-      ctx_(ctx), opt_(opt), cache_(*map_, ctx) {
+      ctx_(ctx), opt_(std::move(opt)), cache_(*map_, ctx) {
   if (!cache_.ready()) {
     session_->close(name_, ctx_);
     throw error(errc::exhausted, "pool '" + std::string(proto::get_text(map_->info().name)) +
@@ -337,10 +340,13 @@ std::string default_socket_path() {
   return env != nullptr && *env != '\0' ? env : proto::default_socket;
 }
 
-client client::connect(client_options opt) { return connect(default_socket_path(), opt); }
+client client::connect(client_options opt) {
+  return connect(default_socket_path(), std::move(opt));
+}
 
 client client::connect(const std::string& socket_path, client_options opt) {
-  return client(detail::session::connect(socket_path, opt), opt);
+  std::shared_ptr<detail::session> s = detail::session::connect(socket_path, opt);
+  return client(std::move(s), std::move(opt));
 }
 
 std::unique_ptr<detail::raw_pool> client::open_raw(std::string_view name, std::size_t size,

@@ -25,12 +25,15 @@ namespace slab::detail {
 class connection {
 public:
   /// Connects to shmd at `path`; every answer is then awaited at most `timeout`. Throws
-  /// slab::error: permission_denied when the socket is out of this user's reach,
-  /// no_daemon when nothing listens there.
-  connection(std::string path, std::chrono::milliseconds timeout);
+  /// slab::error: permission_denied when the socket is out of this user's reach, or
+  /// when the process listening there runs as anyone but root, this process's user or
+  /// `daemon_user` (empty: SHMD_USER, else "shmd"); no_daemon when nothing listens there.
+  connection(std::string path, std::chrono::milliseconds timeout,
+             const std::string& daemon_user = {});
   /// The same, for callers that must not throw (reconnecting): nullopt on any failure.
   static std::optional<connection> try_connect(const std::string& path,
-                                               std::chrono::milliseconds timeout) noexcept;
+                                               std::chrono::milliseconds timeout,
+                                               const std::string& daemon_user = {}) noexcept;
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
@@ -44,7 +47,8 @@ public:
   template <class R, class Q>
   std::optional<R> request(const Q& q, std::vector<platform::unique_fd>& fds) {
     alignas(8) std::byte buf[proto::max_msg];
-    if (!send(&q, sizeof q)) return std::nullopt;
+    // A failed send still reads: shmd may have said why before it closed (a refusal).
+    (void)send(&q, sizeof q);
     const std::size_t n = receive(buf, sizeof buf, fds);
     if (n == 0) return std::nullopt;
     return proto::expect<R>(proto::packet(buf, n), "shmd at " + path_);

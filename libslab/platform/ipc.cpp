@@ -2,6 +2,7 @@
 #include <slab/platform/ipc.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <fcntl.h>
@@ -51,6 +52,41 @@ status clear_stale_socket(const std::string& path, sockaddr_un& a) {
 
 } // namespace
 
+status check_socket_directory(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int e = errno;
+    return fail(e, "the socket directory '" + dir + "': " + errno_text(e),
+                sys_cause::invalid_argument);
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  const std::string what = "the socket directory '" + dir + "' (owner uid " +
+                           std::to_string(st.st_uid) + ", mode " + mode + ")";
+  if (!S_ISDIR(st.st_mode))
+    return fail(ENOTDIR, what + " is not a directory", sys_cause::invalid_argument);
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return fail(EPERM,
+                what + " belongs to another user, who could replace the socket; use a "
+                       "directory of root's or of shmd's user (the package's /run/shmd)",
+                sys_cause::invalid_argument);
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    return fail(EPERM,
+                what + " is writable by " +
+                    ((st.st_mode & S_IWOTH) != 0 ? "every user" : "its group") +
+                    " and not sticky: another user could replace the socket; use a directory "
+                    "only shmd's user can write (the package's /run/shmd), or make it sticky "
+                    "(chmod +t)",
+                sys_cause::invalid_argument);
+  }
+  return ok_t{};
+}
+
 result<unique_fd> listen_seqpacket(const std::string& path, unsigned mode) {
   result<sockaddr_un> a = address_of(path);
   if (!a) return a.error();
@@ -94,6 +130,18 @@ result<unique_fd> accept_seqpacket(int listen_fd) {
     return fail(e, "accept: " + errno_text(e), sys_cause::other);
   }
   return fd;
+}
+
+void close_after_reply(unique_fd& fd) noexcept {
+  if (!fd) return;
+  (void)::shutdown(fd.get(), SHUT_RD);
+  char sink[256];
+  while (::recv(fd.get(), sink, sizeof sink, MSG_DONTWAIT) > 0) {}
+  fd = unique_fd();
+}
+
+unique_fd open_spare_descriptor() noexcept {
+  return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 result<peer_credentials> peer_of(int fd) {

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include <grp.h>
+#include <pwd.h>
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,6 +29,17 @@ peer_credentials own_credentials() noexcept {
 std::uint32_t own_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
 std::uint32_t own_effective_uid() noexcept { return static_cast<std::uint32_t>(::geteuid()); }
 std::uint32_t own_effective_gid() noexcept { return static_cast<std::uint32_t>(::getegid()); }
+
+std::uint64_t raise_descriptor_limit() noexcept {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+  if (r.rlim_cur < r.rlim_max) {
+    rlimit want = r;
+    want.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) r = want;
+  }
+  return static_cast<std::uint64_t>(r.rlim_cur);
+}
 
 std::string process_name(std::uint32_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
@@ -61,23 +74,42 @@ bool pidfd_exited(int pidfd) noexcept {
   return ::poll(&p, 1, 0) > 0; // readable once the process has exited
 }
 
-result<std::optional<std::uint32_t>> group_id(const std::string& name) {
+namespace {
+
+// One *nam_r lookup (getgrnam_r, getpwnam_r): the id of the entry called `name`,
+// nullopt when there is none; the buffer grows for large entries.
+template <class Entry, class Lookup, class Id>
+result<std::optional<std::uint32_t>> id_by_name(const std::string& name, const char* call,
+                                                Lookup lookup, Id id_of) {
   if (name.empty() || name.find('\0') != std::string::npos) return std::optional<std::uint32_t>{};
   std::vector<char> buf(1024);
   for (;;) {
-    ::group g{};
-    ::group* found = nullptr;
-    const int e = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+    Entry entry{};
+    Entry* found = nullptr;
+    const int e = lookup(name.c_str(), &entry, buf.data(), buf.size(), &found);
     if (e == ERANGE && buf.size() < (std::size_t{1} << 20)) {
       buf.resize(buf.size() * 2); // a group with many members
       continue;
     }
-    if (found != nullptr) return std::optional<std::uint32_t>{static_cast<std::uint32_t>(g.gr_gid)};
+    if (found != nullptr) return std::optional<std::uint32_t>{id_of(entry)};
     // No entry: 0, or ENOENT/ESRCH/EBADF/EPERM as some NSS modules say it.
     if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
       return std::optional<std::uint32_t>{};
-    return fail(e, "getgrnam_r(\"" + name + "\"): " + errno_text(e), sys_cause::other);
+    return fail(e, std::string(call) + "(\"" + name + "\"): " + errno_text(e), sys_cause::other);
   }
+}
+
+} // namespace
+
+result<std::optional<std::uint32_t>> group_id(const std::string& name) {
+  return id_by_name<::group>(name, "getgrnam_r", ::getgrnam_r,
+                             [](const ::group& g) { return static_cast<std::uint32_t>(g.gr_gid); });
+}
+
+result<std::optional<std::uint32_t>> user_id(const std::string& name) {
+  return id_by_name<::passwd>(name, "getpwnam_r", ::getpwnam_r, [](const ::passwd& p) {
+    return static_cast<std::uint32_t>(p.pw_uid);
+  });
 }
 
 } // namespace slab::platform

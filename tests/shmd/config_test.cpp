@@ -92,7 +92,7 @@ const std::vector<bad_case> bad_cases = {
      "unknown top-level key \"deamon\" (known: daemon, pool); did you mean \"daemon\"?"},
     {"unknown_daemon_key", "[daemon]\nsocket = \"/x\"\nsockt = \"/y\"\n", 3, 1,
      "unknown key \"sockt\" in [daemon] (known: socket, allow_uids, allow_gids, monitor_uids, "
-     "monitor_gids, log_level, segment_dir, hugepage_dir); did "
+     "monitor_gids, log_level, segment_dir, hugepage_dir, max_connections_per_uid); did "
      "you mean \"socket\"?"},
     {"unknown_daemon_subtable", "[daemon.extra]\nx = 1\n", 1, 9,
      "unknown key \"extra\" in [daemon]"},
@@ -207,6 +207,10 @@ const std::vector<bad_case> bad_cases = {
      "max_capacity must be between 1 and 4294967295 slots, got 0"},
     {"max_capacity_float", pool_with("max_capacity = 1e6\n"), 5, 16,
      "max_capacity must be an integer between 1 and 4294967295 slots, got a float (1e+06)"},
+    {"max_connections_zero", "[daemon]\nmax_connections_per_uid = 0\n", 2, 27,
+     "[daemon]: max_connections_per_uid must be between 1 and 1000000, got 0"},
+    {"max_connections_text", "[daemon]\nmax_connections_per_uid = \"many\"\n", 2, 27,
+     "max_connections_per_uid must be an integer between 1 and 1000000, got a string (\"many\")"},
     {"contexts_zero", pool_with("contexts = 0\n"), 5, 12,
      "contexts must be between 1 and 4096 contexts, got 0"},
     {"contexts_beyond_4096", pool_with("contexts = 4097\n"), 5, 12,
@@ -321,6 +325,7 @@ TEST(config_good, minimal_file_takes_every_default) {
   EXPECT_TRUE(cfg.monitor_uids.empty());
   EXPECT_TRUE(cfg.monitor_gids.empty());
   EXPECT_EQ(cfg.log_level, "info");
+  EXPECT_EQ(cfg.max_connections_per_uid, 256U);
   ASSERT_EQ(cfg.pools.size(), 1U);
   const shmd::pool_config& p = cfg.pools[0];
   EXPECT_EQ(p.name, "p");
@@ -342,6 +347,7 @@ allow_gids = [27]
 monitor_uids = [65534]
 monitor_gids = ["root", 4]
 log_level = "debug"
+max_connections_per_uid = 1000000
 
 [[pool]]
 grow_at = 0.5
@@ -360,6 +366,7 @@ name = "md-book_2"
   EXPECT_EQ(cfg.monitor_uids, (std::vector<std::uint32_t>{65534}));
   EXPECT_EQ(cfg.monitor_gids, (std::vector<std::uint32_t>{0, 4}));
   EXPECT_EQ(cfg.log_level, "debug");
+  EXPECT_EQ(cfg.max_connections_per_uid, 1000000U);
   ASSERT_EQ(cfg.pools.size(), 1U);
   const shmd::pool_config& p = cfg.pools[0];
   EXPECT_EQ(p.name, "md-book_2");

@@ -138,7 +138,7 @@ struct run_dir {
   std::string socket = dir.file("shmd.sock");
   std::string config = dir.file("shmd.toml");
   explicit run_dir(bool open_to_all = false) {
-    if (open_to_all) ::chmod(dir.path().c_str(), 0777);
+    if (open_to_all) ::chmod(dir.path().c_str(), 01777); // sticky: shmd's socket stays its own
   }
   shmd_run run(const daemon_cfg& cfg, const std::string& segment_dir,
                std::optional<std::uint32_t> as = std::nullopt,
@@ -371,10 +371,18 @@ std::uint64_t locked_bytes(pid_t pid) {
   return 0;
 }
 
+/// The clients of a shmd running as nobody trust it (SHMD_USER) while this lives.
+struct trusting_nobody {
+  trusting_nobody() { ::setenv("SHMD_USER", "nobody", 1); }
+  ~trusting_nobody() { ::unsetenv("SHMD_USER"); }
+  trusting_nobody(const trusting_nobody&) = delete;
+  trusting_nobody& operator=(const trusting_nobody&) = delete;
+};
+
 daemon_cfg as_nobody(daemon_cfg cfg, std::uint64_t memlock) {
   cfg.run_as = nobody;
   cfg.memlock_limit = memlock;
-  cfg.dir_mode = 0777;  // nobody reads the config and makes the socket there
+  cfg.dir_mode = 0711;  // the directory is nobody's (run_as); the test's clients reach it
   cfg.allow_uids = {0}; // the test's clients
   return cfg;
 }
@@ -397,6 +405,7 @@ TEST(resources_mlock, limit_too_low_for_the_first_tier_refuses_to_start) {
 
 TEST(resources_mlock, limit_enough_for_the_first_tier_only_keeps_serving) {
   if (!is_root()) GTEST_SKIP() << "needs root to run shmd as another uid (root ignores the limit)";
+  const trusting_nobody trust; // the clients below use a shmd that runs as nobody
   rlimit hard{};
   ASSERT_EQ(::getrlimit(RLIMIT_MEMLOCK, &hard), 0);
   std::uint64_t first_tier = 0; // what shmd locks to start

@@ -67,6 +67,12 @@ struct client_options {
   /// operation that reaches it, on that operation's time.
   bool map_ahead = true;
   std::chrono::milliseconds map_ahead_interval{1};
+  /// The user shmd runs as. The client maps memory only from a daemon running as root,
+  /// as this process's user, or as this user (checked on the socket, SO_PEERCRED), and
+  /// refuses any other with errc::permission_denied: whoever can bind the socket path
+  /// would otherwise receive this process's values. Empty: SHMD_USER, else "shmd" (the
+  /// package's user).
+  std::string daemon_user{};
 };
 
 /// What a pool looks like from here (read from shared memory, no round trip).
@@ -349,7 +355,7 @@ public:
 
 private:
   client(std::shared_ptr<detail::session> s, client_options opt)
-      : session_(std::move(s)), opt_(opt) {}
+      : session_(std::move(s)), opt_(std::move(opt)) {}
   std::shared_ptr<detail::session> session_;
   client_options opt_;
 };

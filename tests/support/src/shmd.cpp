@@ -48,6 +48,8 @@ std::string config_text(const daemon_cfg& cfg, const std::string& socket,
     << "log_level = \"" << cfg.log_level << "\"\n"
     << "allow_uids = " << toml_list(cfg.allow_uids) << "\n"
     << "allow_gids = " << toml_list(cfg.allow_gids) << "\n";
+  if (cfg.max_connections_per_uid)
+    o << "max_connections_per_uid = " << *cfg.max_connections_per_uid << "\n";
   for (const pool_cfg& p : cfg.pools) {
     o << "\n[[pool]]\n"
       << "name = \"" << p.name << "\"\n"
@@ -115,6 +117,7 @@ struct launch {
   std::string out_path, err_path, notify_path;
   std::optional<std::uint32_t> run_as;
   std::optional<std::uint64_t> memlock_limit;
+  std::optional<std::uint64_t> nofile_limit;
   std::optional<std::uint64_t> watchdog_usec;
   bool watchdog_for_another = false;
 };
@@ -145,6 +148,14 @@ pid_t start_shmd(const launch& l) {
       const rlimit rl{limit, limit};
       if (::setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
         std::perror("setrlimit(RLIMIT_MEMLOCK)");
+        ::_exit(124);
+      }
+    }
+    if (l.nofile_limit) {
+      const auto limit = static_cast<rlim_t>(*l.nofile_limit);
+      const rlimit rl{limit, limit};
+      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        std::perror("setrlimit(RLIMIT_NOFILE)");
         ::_exit(124);
       }
     }
@@ -187,6 +198,11 @@ shmd_run run_shmd(const temp_dir& dir, const std::vector<std::string>& args, mil
 
 shmd_process::shmd_process(daemon_cfg cfg) : cfg_(std::move(cfg)), owner_(::getpid()) {
   ::chmod(dir_.path().c_str(), static_cast<mode_t>(cfg_.dir_mode));
+  // shmd refuses a socket directory another user could write to, root's excepted.
+  if (cfg_.run_as && ::chown(dir_.path().c_str(), static_cast<uid_t>(*cfg_.run_as),
+                             static_cast<gid_t>(*cfg_.run_as)) != 0) {
+    fail_errno("chown " + dir_.path());
+  }
   socket_ = dir_.file("shmd.sock");
   config_ = dir_.file("shmd.toml");
   if (!cfg_.segment_dir) {
@@ -227,6 +243,7 @@ void shmd_process::start() {
   l.notify_path = notify_->path();
   l.run_as = cfg_.run_as;
   l.memlock_limit = cfg_.memlock_limit;
+  l.nofile_limit = cfg_.nofile_limit;
   l.watchdog_usec = cfg_.watchdog_usec;
   l.watchdog_for_another = cfg_.watchdog_for_another;
   pid_ = start_shmd(l);

@@ -25,6 +25,11 @@ struct peer_credentials {
 [[nodiscard]] std::uint32_t own_effective_uid() noexcept;
 [[nodiscard]] std::uint32_t own_effective_gid() noexcept;
 
+/// Raises this process's soft limit on open descriptors (RLIMIT_NOFILE) to its hard
+/// limit, as a server holding one descriptor per client should; returns the limit now
+/// in force.
+std::uint64_t raise_descriptor_limit() noexcept;
+
 /// A process's name as the kernel keeps it (/proc/PID/comm, at most 15 bytes), or ""
 /// when the process is gone or not visible.
 [[nodiscard]] std::string process_name(std::uint32_t pid);
@@ -46,5 +51,7 @@ struct peer_credentials {
 /// machine uses), or nullopt when the machine knows no such group. An error only when
 /// the lookup itself failed (EIO, an unreachable directory service), naming the group.
 [[nodiscard]] result<std::optional<std::uint32_t>> group_id(const std::string& name);
+/// The uid of the user called `name` (getpwnam_r), the same way.
+[[nodiscard]] result<std::optional<std::uint32_t>> user_id(const std::string& name);
 
 } // namespace slab::platform

@@ -45,6 +45,10 @@ namespace slab::proto {
 inline constexpr std::uint32_t msg_magic = 0x534c4142U; // "SLAB"
 inline constexpr const char* default_socket = "/run/shmd/shmd.sock";
 inline constexpr const char* socket_env = "SHMD_SOCKET";
+/// The user shmd runs as, which clients trust besides root and their own user
+/// (client_options::daemon_user, else this variable, else the package's user).
+inline constexpr const char* daemon_user_env = "SHMD_USER";
+inline constexpr const char* default_daemon_user = "shmd";
 
 enum class msg_type : std::uint16_t {
   hello = 1,

@@ -55,6 +55,7 @@ struct daemon_cfg {
   std::vector<pool_cfg> pools{pool_cfg{}};
   std::string log_level = "info";
   std::vector<std::uint32_t> allow_uids, allow_gids;
+  std::optional<std::uint32_t> max_connections_per_uid; ///< unset: the key is omitted
   /// Mode of the temporary directory that holds the socket (0711 lets other uids reach
   /// the socket, which shmd creates 0666, so that shmd's own check decides).
   unsigned dir_mode = 0700;
@@ -69,12 +70,14 @@ struct daemon_cfg {
   /// hugepage_dir for shmd: "" (the default) makes hugepage segments memfds.
   std::string hugepage_dir;
   /// Run shmd as this uid (and gid) instead of the caller's, with no supplementary
-  /// groups (needs root). The segment directory made for it is given to that uid; the
-  /// socket's directory must let it in and write (dir_mode 0777).
+  /// groups (needs root). The segment directory made for it, and the socket's
+  /// directory, are given to that uid (dir_mode 0711 lets the test's clients in).
   std::optional<std::uint32_t> run_as;
   /// RLIMIT_MEMLOCK (soft and hard) for shmd, in bytes. Root ignores it (CAP_IPC_LOCK):
   /// combine with run_as.
   std::optional<std::uint64_t> memlock_limit;
+  /// RLIMIT_NOFILE (soft and hard) for shmd: how many descriptors it may hold.
+  std::optional<std::uint64_t> nofile_limit;
   /// WATCHDOG_USEC as systemd sets it for WatchdogSec=; unset, no watchdog. WATCHDOG_PID
   /// is shmd's own pid, or pid 1 with watchdog_for_another (a watchdog not meant for it).
   std::optional<std::uint64_t> watchdog_usec;
