@@ -497,13 +497,13 @@ inline void print_header(std::ostream& os, const run_info& info) {
 
 inline void print_table(std::ostream& os, const run_info& info, const std::vector<row>& rows) {
   print_header(os, info);
-  constexpr std::size_t w_name = 20, w_cell = 22;
-  os << pad("workload", w_name) << pad("peer", w_name - 2) << pad("samples", 10);
+  constexpr std::size_t w_name = 20, w_peer = 23, w_cell = 22; // "checked floor, inline"
+  os << pad("workload", w_name) << pad("peer", w_peer) << pad("samples", 10);
   for (const std::string_view n : stat_names)
     os << pad(n == "mops" ? "Mops/s" : std::string(n), w_cell);
   os << '\n';
   for (const row& r : rows) {
-    os << pad(r.workload, w_name) << pad(r.peer, w_name - 2)
+    os << pad(r.workload, w_name) << pad(r.peer, w_peer)
        << pad(std::to_string(r.reps.empty() ? 0 : r.reps.front().samples), 10);
     if (r.reps.empty()) {
       os << "not run: " << (r.note.empty() ? "no figures" : r.note) << '\n';
