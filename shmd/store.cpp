@@ -5,6 +5,7 @@
 #include <string>
 
 #include <slab/error.hpp>
+#include <slab/platform/files.hpp>
 #include <slab/platform/process.hpp>
 
 #include "log.hpp"
@@ -58,6 +59,15 @@ segment_store open_store(const daemon_config& cfg) {
       throw dir_problem("cannot create segment directory " + *dir + ": " +
                             std::strerror(made.error().err),
                         made.error().err);
+    }
+    // Another user's directory (made before shmd, say in /dev/shm after a reboot), or
+    // one others may write to, could hold pools or links that user planted.
+    if (const platform::status mine = platform::check_private_directory(*dir); !mine) {
+      throw slab::error(slab::errc::permission_denied,
+                        "refusing segment directory " + mine.error().what +
+                            ". If it holds shmd's own pools from a run as another user, "
+                            "chown -R it to shmd's user; otherwise remove it (or point "
+                            "segment_dir/hugepage_dir elsewhere)");
     }
     store.locks.push_back(lock_segment_dir(*dir));
   }

@@ -50,12 +50,45 @@ status make_directory(const std::string& path, unsigned mode) {
   return ok_t{};
 }
 
+status check_private_directory(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    return fail(e, "cannot read directory " + path + ": " + errno_text(e), sys_cause::other);
+  }
+  const std::string what = path + " " + detail::owner_and_mode(st);
+  if (S_ISLNK(st.st_mode))
+    return fail(ELOOP, what + " is a symbolic link; give shmd the directory itself",
+                sys_cause::invalid_argument);
+  if (!S_ISDIR(st.st_mode))
+    return fail(ENOTDIR, what + " is not a directory", sys_cause::invalid_argument);
+  if (st.st_uid != ::geteuid()) {
+    return fail(EPERM,
+                what + " belongs to another user than shmd's (uid " + std::to_string(::geteuid()) +
+                    "), who could plant or rewrite pools there",
+                sys_cause::invalid_argument);
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return fail(EPERM,
+                what + " is writable by " +
+                    ((st.st_mode & S_IWOTH) != 0 ? "every user" : "its group") +
+                    ", who could plant or rewrite pools there",
+                sys_cause::invalid_argument);
+  }
+  return ok_t{};
+}
+
 result<file_lock> lock_file(const std::string& path) {
-  unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd) {
     const int e = errno;
-    return fail(e, "cannot open " + path + ": " + errno_text(e), sys_cause::other);
+    return fail(e,
+                "cannot open " + path + ": " + errno_text(e) +
+                    (e == ELOOP ? " (it is a symbolic link: someone planted it; remove it)" : ""),
+                sys_cause::other);
   }
+  if (status own = detail::check_own_file(fd.get(), path, "the lock file"); !own)
+    return own.error();
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;
     return fail(e, "cannot lock " + path + ": " + errno_text(e), sys_cause::other);

@@ -1,12 +1,17 @@
 // Helpers shared by the platform part's translation units (not installed).
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <slab/platform/platform.hpp>
 
@@ -39,6 +44,34 @@ inline bool is_pow2(std::size_t n) noexcept { return n != 0 && (n & (n - 1)) == 
 
 inline sys_error fail(int err, std::string what, sys_cause cause) {
   return sys_error{err, std::move(what), cause};
+}
+
+/// "(owner uid U, mode 0MMM)", for messages about a file or directory.
+inline std::string owner_and_mode(const struct stat& st) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return "(owner uid " + std::to_string(st.st_uid) + ", mode " + mode + ")";
+}
+
+/// A file shmd opened that must be its own (a lock file, a segment): a regular file of
+/// this process's effective uid. An error naming `path`, its owner and mode otherwise.
+inline status check_own_file(int fd, const std::string& path, const char* what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    return fail(e, "fstat of " + path + ": " + errno_text(e), sys_cause::other);
+  }
+  if (!S_ISREG(st.st_mode))
+    return fail(EPERM, std::string(what) + " " + path + " is not a regular file; not using it",
+                sys_cause::invalid_argument);
+  if (st.st_uid != ::geteuid()) {
+    return fail(EPERM,
+                std::string(what) + " " + path + " " + owner_and_mode(st) +
+                    " belongs to another user than shmd's (uid " + std::to_string(::geteuid()) +
+                    "), who could have written into it; not using it",
+                sys_cause::invalid_argument);
+  }
+  return ok_t{};
 }
 
 inline std::string describe_pool(const hugepage_info& h) {

@@ -2,7 +2,6 @@
 #include <slab/platform/ipc.hpp>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include <fcntl.h>
@@ -63,10 +62,7 @@ status check_socket_directory(const std::string& path) {
     return fail(e, "the socket directory '" + dir + "': " + errno_text(e),
                 sys_cause::invalid_argument);
   }
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  const std::string what = "the socket directory '" + dir + "' (owner uid " +
-                           std::to_string(st.st_uid) + ", mode " + mode + ")";
+  const std::string what = "the socket directory '" + dir + "' " + owner_and_mode(st);
   if (!S_ISDIR(st.st_mode))
     return fail(ENOTDIR, what + " is not a directory", sys_cause::invalid_argument);
   if (st.st_uid != 0 && st.st_uid != ::geteuid()) {

@@ -152,12 +152,16 @@ result<segment> open_segment(const std::string& name, const segment_store& store
     const std::string& dir = huge ? store.huge_dir : store.normal_dir;
     if (dir.empty()) continue;
     const std::string path = dir + "/" + name;
-    unique_fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
       if (errno == ENOENT) continue;
       const int e = errno;
-      return fail(e, "opening segment '" + path + "': " + errno_text(e), sys_cause::other);
+      return fail(e,
+                  "opening segment '" + path + "': " + errno_text(e) +
+                      (e == ELOOP ? " (a symbolic link: not following it)" : ""),
+                  sys_cause::other);
     }
+    if (status own = check_own_file(fd.get(), path, "segment"); !own) return own.error();
     result<std::uint64_t> size = fd_size(fd.get());
     if (!size) return size.error();
     const std::size_t page = huge ? huge_page_size() : normal_page_size();

@@ -25,6 +25,12 @@ namespace slab::platform {
 /// mode: the caller checks ownership where that matters).
 [[nodiscard]] status make_directory(const std::string& path, unsigned mode);
 
+/// Whether `path` is a directory only this process's user controls: not a symbolic
+/// link, owned by its effective uid, writable by neither its group nor others. An error
+/// (sys_cause::invalid_argument) naming the directory, its owner and mode otherwise:
+/// whoever else controls it could plant files, links or whole pools there.
+[[nodiscard]] status check_private_directory(const std::string& path);
+
 /// An exclusive lock on a file (flock), held while this object lives. The kernel drops it
 /// when the process exits however it exits, so a lock never outlives its holder.
 class file_lock {
@@ -38,9 +44,10 @@ private:
   unique_fd fd_;
 };
 
-/// Opens `path` (created with mode 0600 if missing, close-on-exec) and locks it without
-/// waiting. Errors: EWOULDBLOCK when another process holds the lock; otherwise the errno
-/// of the open or the flock, the message saying which ("cannot open <path>: ...").
+/// Opens `path` (created with mode 0600 if missing, close-on-exec, never through a
+/// symbolic link, and refused unless it is a regular file of this process's user) and
+/// locks it without waiting. Errors: EWOULDBLOCK when another process holds the lock; otherwise the
+/// errno of the open or the flock, the message saying which ("cannot open <path>: ...").
 [[nodiscard]] result<file_lock> lock_file(const std::string& path);
 
 } // namespace slab::platform
