@@ -330,6 +330,14 @@ void control::handle_open(connection& c, proto::packet p) {
                "no pool named '" + std::string(name) + "' (this shmd has: " + pool_names() + ")");
     return;
   }
+  if (o.type_size == 0 || o.type_align == 0 || (o.type_align & (o.type_align - 1)) != 0) {
+    send_error(c, errc::invalid_argument,
+               "open of pool '" + std::string(name) + "' for a type of " +
+                   std::to_string(o.type_size) + " bytes aligned to " +
+                   std::to_string(o.type_align) +
+                   ": a type has at least 1 byte and a power-of-two alignment");
+    return;
+  }
   const std::uint32_t id = *found;
   pool_owner& pool = *pools_[id];
   const proto::pool_header& info = pool.map().info();

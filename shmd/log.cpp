@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 
 namespace shmd {
 namespace {
@@ -41,8 +42,27 @@ bool parse_level(std::string_view name, level& out) noexcept {
   return false;
 }
 
-void log(level l, std::string_view message) {
+std::string escape_controls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out += c;
+      continue;
+    }
+    char hex[5];
+    std::snprintf(hex, sizeof hex, "\\x%02x", u);
+    out += hex;
+  }
+  return out;
+}
+
+void log(level l, std::string_view text) {
   if (static_cast<int>(l) > threshold.load(std::memory_order_relaxed)) return;
+  // One record per call, whatever a client put in its name or a pool name: a line
+  // break followed by "<0>" would otherwise forge an emergency record under journald.
+  const std::string message = escape_controls(text);
   std::lock_guard<std::mutex> g(out_mu);
   if (under_journal()) {
     std::fprintf(stderr, "<%d>%.*s\n", static_cast<int>(l), static_cast<int>(message.size()),

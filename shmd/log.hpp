@@ -15,7 +15,12 @@ void set_log_level(level l) noexcept;
 /// "debug", "info", ... -> level; false for anything else.
 bool parse_level(std::string_view name, level& out) noexcept;
 
+/// Writes one record. Control characters in `message` (line breaks, escapes, NUL) are
+/// written as \xNN: text a client chose (its process name, a pool name) can never
+/// start a record of its own.
 void log(level l, std::string_view message);
+/// `text` with every control character (below 0x20, and 0x7f) written as \xNN.
+[[nodiscard]] std::string escape_controls(std::string_view text);
 
 inline void log_error(std::string_view m) { log(level::error, m); }
 inline void log_warning(std::string_view m) { log(level::warning, m); }

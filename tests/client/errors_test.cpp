@@ -276,6 +276,31 @@ TEST(errors, hello_of_another_abi_gets_abi_mismatch_and_is_closed) {
   EXPECT_NE(p.get(p.emplace(std::uint64_t{1})), nullptr);
 }
 
+// An open for an impossible type (no bytes, an alignment that is no power of two) is
+// refused with the reason; the C interface and pool<T> never send one, a raw client can.
+TEST(errors, open_of_a_type_of_no_size_or_a_bad_alignment_is_refused) {
+  daemon d;
+  raw_connection conn(d.socket_path());
+  conn.hello();
+  for (const auto& [size, align] : {std::pair{0U, 8U}, std::pair{8U, 3U}, std::pair{8U, 0U}}) {
+    proto::open_req o;
+    proto::set_text(o.pool, "test");
+    o.type_size = size;
+    o.type_align = align;
+    conn.send(o);
+    std::vector<platform::unique_fd> fds;
+    try {
+      (void)conn.expect<proto::opened>(fds);
+      ADD_FAILURE() << "opened for size " << size << " align " << align;
+    } catch (const slab::error& e) {
+      EXPECT_EQ(e.code(), slab::errc::invalid_argument) << e.what();
+      EXPECT_TRUE(contains(e.what(), "a type has at least 1 byte and a power-of-two alignment"))
+          << e.what();
+    }
+    EXPECT_TRUE(fds.empty()) << "segments sent with the refusal";
+  }
+}
+
 // Garbage on the control socket closes that connection and nothing else.
 TEST(errors, malformed_messages_close_the_connection_only) {
   daemon d;

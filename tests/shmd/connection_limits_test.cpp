@@ -233,4 +233,29 @@ TEST(connection_limits, out_of_descriptors_shmd_refuses_the_next_connection_and_
   EXPECT_EQ(*p.get(p.emplace(std::uint64_t{9})), 9U);
 }
 
+// A process name is the client's to choose (prctl PR_SET_NAME, or any bytes in a raw
+// hello). shmd echoes it in its log; a line break in it must not start a record of its
+// own (under journald, "<0>" at a line's start is an emergency).
+TEST(client_text_in_logs, a_process_name_cannot_forge_a_log_record) {
+  daemon_cfg cfg;
+  cfg.log_level = "debug"; // a client's hello is logged with its name at debug
+  daemon d(cfg);
+  platform::unique_fd fd = raw_connect(d.socket_path());
+  ASSERT_TRUE(fd);
+  proto::hello h;
+  h.pid = static_cast<std::uint32_t>(::getpid());
+  proto::set_text(h.comm, "ev\n<0>forged\x1b"); // 14 bytes: within comm's 15
+  ASSERT_TRUE(platform::send_message(fd.get(), &h, sizeof h));
+  ASSERT_TRUE(d.wait_for_log("(ev\\x0a<0>forged\\x1b, uid")) << d.stderr_text();
+  const std::string log = d.stderr_text();
+  EXPECT_EQ(log.find("\n<0>"), std::string::npos) << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+  std::size_t start = 0;
+  for (std::size_t nl = log.find('\n'); nl != std::string::npos; nl = log.find('\n', start)) {
+    EXPECT_EQ(log.compare(start, 6, "shmd: "), 0)
+        << "a record of its own: " << log.substr(start, nl - start);
+    start = nl + 1;
+  }
+}
+
 } // namespace
