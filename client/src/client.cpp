@@ -233,8 +233,9 @@ thread_local const session* session::mapper_of_this_thread = nullptr;
 
 raw_pool::raw_pool(std::shared_ptr<session> s, std::shared_ptr<mapped::pool_map> map,
                    std::uint32_t ctx, client_options opt)
-    : session_(std::move(s)), map_(std::move(map)), name_(proto::get_text(map_->info().name)),
-      ctx_(ctx), opt_(std::move(opt)), cache_(*map_, ctx) {
+    : session_(std::move(s)), map_(std::move(map)), salt_(map_->geometry().key_salt),
+      name_(proto::get_text(map_->info().name)), ctx_(ctx), opt_(std::move(opt)),
+      cache_(*map_, ctx) {
   if (!cache_.ready()) {
     session_->close(name_, ctx_);
     throw error(errc::exhausted, "pool '" + std::string(proto::get_text(map_->info().name)) +
@@ -280,14 +281,14 @@ std::optional<key> raw_pool::wait_for_growth(std::uint32_t* claim_entry) noexcep
 
 key raw_pool::claim(std::uint32_t& entry) {
   const key k = cache_.claim(entry);
-  if (k) return k;
+  if (k) return salted(k);
   const std::string name(proto::get_text(map_->info().name));
   if (entry == core::claim_slots) {
     throw error(errc::exhausted, "pool '" + name + "': this context already has " +
                                      std::to_string(core::claim_slots) +
                                      " claims pending; write or drop one first");
   }
-  if (const std::optional<key> g = wait_for_growth(&entry)) return *g;
+  if (const std::optional<key> g = wait_for_growth(&entry)) return salted(*g);
   throw_exhausted();
 }
 

@@ -1,6 +1,7 @@
 // pool_map: shmd's side: making a pool's segments, adopting the ones a previous daemon
 // left, adding tiers, removing them all.
 #include <slab/mapped/pool_map.hpp>
+#include <slab/platform/process.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -82,6 +83,8 @@ void pool_map::write_header(const pool_spec& spec, const control_layout& cl) {
   h.magazines_offset = cl.magazines_offset;
   h.control_bytes = cl.bytes;
   h.created_unix_ns = now_unix_ns();
+  h.identity = platform::random_u64();
+  geo_.key_salt = proto::key_salt(h.identity);
 }
 
 // Objects in the zero-filled segment get their constructors' values (no_magazine

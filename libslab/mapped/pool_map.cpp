@@ -89,6 +89,7 @@ result<std::unique_ptr<pool_map>> pool_map::attach(unique_fd control, bool writa
   p->geo_.contexts = h.contexts;
   p->geo_.extra_magazines = h.extra_magazines;
   p->extra_ = h.extra_magazines;
+  p->geo_.key_salt = proto::key_salt(h.identity);
   const control_layout cl = control_for(h.contexts, h.extra_magazines);
   if (h.base_log2 > 31 || h.max_slots > slot_limit || h.max_slots % min_gran != 0 ||
       h.stride == 0 || h.stride < h.slot_size || h.align == 0 || h.stride % h.align != 0 ||

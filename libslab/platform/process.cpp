@@ -10,8 +10,10 @@
 #include <pwd.h>
 
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.hpp"
@@ -29,6 +31,19 @@ peer_credentials own_credentials() noexcept {
 std::uint32_t own_pid() noexcept { return static_cast<std::uint32_t>(::getpid()); }
 std::uint32_t own_effective_uid() noexcept { return static_cast<std::uint32_t>(::geteuid()); }
 std::uint32_t own_effective_gid() noexcept { return static_cast<std::uint32_t>(::getegid()); }
+
+std::uint64_t random_u64() noexcept {
+  std::uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, 0) == static_cast<ssize_t>(sizeof v)) return v;
+  timespec t{};
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  v = static_cast<std::uint64_t>(t.tv_nsec) ^ (static_cast<std::uint64_t>(t.tv_sec) << 30) ^
+      (std::uint64_t{own_pid()} << 48) ^ reinterpret_cast<std::uintptr_t>(&v);
+  v ^= v >> 33; // splitmix's finaliser: spread the few bits that differ
+  v *= 0xff51afd7ed558ccdULL;
+  v ^= v >> 33;
+  return v;
+}
 
 std::uint64_t raise_descriptor_limit() noexcept {
   rlimit r{};

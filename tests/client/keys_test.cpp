@@ -14,6 +14,7 @@
 #include <slab/client.hpp>
 
 #include <slabtest/checks.hpp>
+#include <slabtest/daemon.hpp>
 
 namespace {
 
@@ -331,6 +332,44 @@ TEST(keys, made_up_keys_from_another_process_are_refused) {
   const slabtest::exit_status so = owner.wait();
   EXPECT_TRUE(so.ok()) << "the owner of the real keys " << so.describe();
   expect_clean_audit(d, 0);
+}
+
+// Hole 4 of the hardening issue: two young pools hand out the same indices with the
+// same generations, so a key of one used to name a live value of the other. Each pool's
+// keys carry its own salt (proto::key_salt): a key of pool b misses in pool a, whether
+// it is read, erased or taken, and pool a's values are untouched.
+TEST(keys, a_key_of_another_pool_misses) {
+  slabtest::daemon_cfg cfg;
+  cfg.pools = {slabtest::pool_cfg{}, slabtest::pool_cfg{}};
+  cfg.pools[0].name = "a";
+  cfg.pools[1].name = "b";
+  daemon d(cfg);
+  slab::client c = slab::client::connect(d.socket_path());
+  slab::pool<std::uint64_t> a = c.open<std::uint64_t>("a");
+  slab::pool<std::uint64_t> b = c.open<std::uint64_t>("b");
+  constexpr std::uint64_t n = 512;
+  std::vector<key> in_a, in_b;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    in_a.push_back(a.emplace(i));
+    in_b.push_back(b.emplace(1000 + i));
+  }
+  std::size_t same_slot = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const key kb = in_b[i];
+    same_slot += kb.index() == in_a[i].index() ? 1U : 0U;
+    EXPECT_NE(kb, in_a[i]) << "pools a and b handed out the same key " << kb.raw();
+    EXPECT_EQ(a.get(kb), nullptr) << "b's key " << kb.raw() << " reads a value of a";
+    EXPECT_FALSE(a.erase(kb));
+    EXPECT_FALSE(a.take(kb).has_value());
+  }
+  EXPECT_EQ(same_slot, n) << "the pools are young: the same indices, in the same order";
+  for (std::uint64_t i = 0; i < n; ++i) {
+    ASSERT_NE(a.get(in_a[i]), nullptr) << "a's value " << i << " was erased by b's key";
+    EXPECT_EQ(*a.get(in_a[i]), i);
+    EXPECT_EQ(*b.get(in_b[i]), 1000 + i);
+  }
+  // A key survives its round trip through raw() in the pool that made it.
+  EXPECT_EQ(*b.get(key::from_raw(in_b[7].raw())), 1007U);
 }
 
 } // namespace

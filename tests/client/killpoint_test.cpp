@@ -184,7 +184,8 @@ slabtest::daemon_cfg small_pool() {
 /// A live key as the pool says: its generation is odd and the key's.
 bool live_in(pool_view& v, key k) {
   return v.map().has_slot(k.index()) &&
-         v.map().header(k.index()).gen(std::memory_order_acquire) == k.generation() &&
+         v.map().header(k.index()).gen(std::memory_order_acquire) ==
+             slabtest::slot_generation(v.map(), k) &&
          slab::core::gen_live(k.generation());
 }
 

@@ -98,7 +98,8 @@ TEST(torture, hundreds_of_clients_killed_at_random_instants_lose_nothing) {
       for (const auto& h : rounds[static_cast<std::size_t>(r)].held) {
         const key k = key::from_raw(h.load());
         if (!k) continue;
-        const bool live = m.has_slot(k.index()) && m.header(k.index()).gen() == k.generation();
+        const bool live =
+            m.has_slot(k.index()) && m.header(k.index()).gen() == slabtest::slot_generation(m, k);
         if (!live) {
           ++stale;
           continue;

@@ -62,6 +62,7 @@ struct slot_view {
   std::uint64_t raw = 0;
   std::string keyhex; ///< "0x0000000100000005"
   slab::key key;
+  std::uint32_t generation = 0; ///< the slot generation the key names (its salt removed)
   slab::core::tier_pos pos;
   slab::core::shared_header::value header;
   bool live = false;
@@ -93,7 +94,10 @@ void read_slot(slot_view& v, slab::mapped::pool_map& m) {
   const std::uint32_t i = v.key.index();
   v.pos = m.geometry().geo.locate(i);
   v.header = m.header(i).load();
-  v.live = v.header.gen == v.key.generation();
+  // A key carries its pool's salt in its generation half (proto::key_salt): the slot
+  // generation it names is that half XOR the salt; another pool's key names another.
+  v.generation = v.key.generation() ^ slab::proto::key_salt(h.identity);
+  v.live = v.header.gen == v.generation;
   v.data_offset = std::uint64_t{v.pos.offset} * h.stride;
   v.stride = h.stride;
   v.slot_size = h.slot_size;
@@ -113,7 +117,7 @@ void print_json(const slot_view& v) {
   std::cout << nlohmann::json{{"pool", v.pool},
                               {"key", v.raw},
                               {"index", v.key.index()},
-                              {"generation", v.key.generation()},
+                              {"generation", v.generation},
                               {"live", v.live},
                               {"slot_generation", v.header.gen},
                               {"last_context", v.header.aux},
@@ -130,7 +134,7 @@ void print_json(const slot_view& v) {
 
 void print_text(const slot_view& v) {
   std::printf("pool '%s', key %s: index %u, generation %u\n", v.pool.c_str(), v.keyhex.c_str(),
-              v.key.index(), v.key.generation());
+              v.key.index(), v.generation);
   std::printf("  %s\n", v.state.c_str());
   std::printf("  tier %u, slot %u of the tier, data segment offset %" PRIu64 " (0x%" PRIx64
               "), stride %u\n",

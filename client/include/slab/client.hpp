@@ -105,13 +105,14 @@ public:
   /// The cache hit is inline; waiting for growth is not.
   key alloc() {
     const key k = cache_.alloc();
-    return k ? k : alloc_slow();
+    return salted(k ? k : alloc_slow());
   }
   /// The same without throwing: nullopt when no slot could be had in grow_wait.
   std::optional<key> try_alloc() noexcept {
     const key k = cache_.alloc();
-    if (k) return k;
-    return wait_for_growth();
+    if (k) return salted(k);
+    const std::optional<key> g = wait_for_growth();
+    return g ? std::optional<key>(salted(*g)) : std::nullopt;
   }
   /// Two-phase allocation (core::cache::claim): a slot taken and recorded as claimed in
   /// claims[entry] of this context's record until commit_claim (live from then on) or
@@ -119,15 +120,17 @@ public:
   /// alloc; throws exhausted when no slot came, or when claim_slots claims of this context are
   /// pending.
   key claim(std::uint32_t& entry);
-  void commit_claim(std::uint32_t entry, key k) noexcept { cache_.commit_claim(entry, k); }
-  void abandon_claim(std::uint32_t entry, key k) noexcept { cache_.abandon_claim(entry, k); }
+  void commit_claim(std::uint32_t entry, key k) noexcept { cache_.commit_claim(entry, salted(k)); }
+  void abandon_claim(std::uint32_t entry, key k) noexcept {
+    cache_.abandon_claim(entry, salted(k));
+  }
   /// Payload address of a live key, or nullptr.
   void* get(key k) noexcept {
     const std::uint32_t idx = k.index();
     mapped::pool_map& m = *map_;
     if (!m.has_slot(idx)) return nullptr;
     const std::uint32_t g = m.header(idx).gen(std::memory_order_acquire);
-    if (g != k.generation() || !core::gen_live(g)) return nullptr;
+    if (g != (k.generation() ^ m.geometry().key_salt) || !core::gen_live(g)) return nullptr;
     return m.payload(idx);
   }
   /// An arena's get: the payload of a mapped slot, or nullptr; no generation check.
@@ -136,13 +139,13 @@ public:
     return map_->has_slot(idx) ? map_->payload(idx) : nullptr;
   }
   template <class F> bool free(key k, F&& on_claimed) noexcept {
-    return cache_.free(k, std::forward<F>(on_claimed));
+    return cache_.free(salted(k), std::forward<F>(on_claimed));
   }
   /// free, for an on_claimed that reads the value: its line is asked for before the
   /// header's, so that both transfers overlap instead of following one another.
   template <class F> bool free_reading(key k, F&& on_claimed) noexcept {
     if (map_->has_slot(k.index())) __builtin_prefetch(map_->payload(k.index()), 0);
-    return cache_.free(k, std::forward<F>(on_claimed));
+    return cache_.free(salted(k), std::forward<F>(on_claimed));
   }
   void* payload(std::uint32_t idx) noexcept { return map_->payload(idx); }
   [[nodiscard]] pool_stats stats() const;
@@ -150,6 +153,9 @@ public:
   [[nodiscard]] std::uint32_t context() const noexcept { return ctx_; }
   [[nodiscard]] bool arena() const noexcept { return map_->info().mode == proto::mode_arena; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// The pool's key salt (proto::key_salt): what this pool's keys carry XORed into
+  /// their generation half, so that a key of another pool misses here.
+  [[nodiscard]] std::uint32_t salt() const noexcept { return salt_; }
   mapped::pool_map& map() noexcept { return *map_; }
   /// The count cells of this process's shared_slots, one per slot index: a private
   /// anonymous range of max_slots cells, reserved on first use and touched only where
@@ -161,9 +167,15 @@ private:
   std::optional<key> wait_for_growth(std::uint32_t* claim_entry = nullptr) noexcept;
   [[noreturn]] void throw_exhausted() const;
   key alloc_slow();
+  /// A core key as this pool hands it out, and a key handed in as the core knows it:
+  /// the same XOR of the generation half with the salt, either way.
+  [[nodiscard]] key salted(key k) const noexcept {
+    return key::from_raw(k.raw() ^ (std::uint64_t{salt_} << 32)); // one xor with a constant
+  }
 
   std::shared_ptr<session> session_;
   std::shared_ptr<mapped::pool_map> map_;
+  std::uint32_t salt_;
   std::string name_;
   std::uint32_t ctx_;
   client_options opt_;

@@ -7,6 +7,10 @@
 //  |  generation (odd while live)     |  slot index                      |
 //  +----------------------------------+----------------------------------+
 //
+// A shared pool's keys carry the pool's salt XORed into the generation half
+// (proto::key_salt, docs/design-choices.md "Keys"), so that a key of one pool misses in
+// another; the salt is even, so everything below holds for them as well.
+//
 // A slot's generation is even while the slot is free and odd while it is live; it
 // steps by one on every allocation and every free. A key therefore always carries an
 // odd generation, and key 0 (generation 0) is never valid. A key goes stale the moment

@@ -25,6 +25,11 @@ struct peer_credentials {
 [[nodiscard]] std::uint32_t own_effective_uid() noexcept;
 [[nodiscard]] std::uint32_t own_effective_gid() noexcept;
 
+/// 64 bits from the kernel's random source (getrandom), for identities that must not
+/// repeat or be guessed (a pool's). Never blocks after early boot; falls back to mixing
+/// the clock, the pid and an address if the call fails.
+[[nodiscard]] std::uint64_t random_u64() noexcept;
+
 /// Raises this process's soft limit on open descriptors (RLIMIT_NOFILE) to its hard
 /// limit, as a server holding one descriptor per client should; returns the limit now
 /// in force.

@@ -105,8 +105,24 @@ struct pool_header {
   /// slab::errc of the daemon's last failed attempt to add a tier, 0 once one succeeds:
   /// a client that runs dry can say why the pool did not grow (the log says more).
   std::atomic<std::uint32_t> growth_failed;
+  /// Random at creation, never changed: names this pool apart from every other, and
+  /// from an earlier or later pool of the same name (key_salt).
+  std::uint64_t identity;
   tier_info tiers[core::max_tiers];
 };
+
+/// What a pool's keys carry XORed into their generation half: an even, non-zero 32-bit
+/// value derived from the pool's identity. Even, so that a key's generation keeps its
+/// parity (odd: live); XORed, so that a key handed out by another pool, whose index
+/// and generation coincide with a live slot here (the normal case for two young pools),
+/// names a generation this slot does not have except with probability 2^-31. The core
+/// works on unsalted keys; the client library salts what it hands out and unsalts
+/// what it is given (one XOR).
+inline constexpr std::uint32_t key_salt(std::uint64_t identity) noexcept {
+  const auto s = static_cast<std::uint32_t>(identity ^ (identity >> 32)) & ~std::uint32_t{1};
+  return s != 0 ? s : 2U;
+}
+static_assert(key_salt(0) == 2 && key_salt(1) == 2 && (key_salt(0x1234567890ULL) & 1U) == 0);
 
 /// Where things are, computed the same way by the daemon and every client.
 struct pool_geometry {
@@ -115,6 +131,7 @@ struct pool_geometry {
   std::uint32_t stride = 0;
   std::uint32_t contexts = 0;
   std::uint32_t extra_magazines = 0;
+  std::uint32_t key_salt = 0; ///< key_salt(identity), where get() finds it beside the stride
 
   [[nodiscard]] unsigned tier_count() const noexcept { return geo.tiers_for(max_slots); }
   [[nodiscard]] std::uint64_t tier_slots(unsigned t) const noexcept {

@@ -38,6 +38,12 @@ namespace proto = slab::proto;
 namespace platform = slab::platform;
 namespace core = slab::core;
 
+/// The slot generation a key of this pool names: its generation half without the
+/// pool's salt (proto::key_salt), as the slot's header holds it.
+inline std::uint32_t slot_generation(slab::mapped::pool_map& m, slab::key k) {
+  return k.generation() ^ proto::key_salt(m.info().identity);
+}
+
 /// One raw control connection: sends a message, reads one answer and its fds.
 class raw_connection {
 public:
