@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   }
   try {
     const shmd::segment_store store = shmd::open_store(cfg); // locked until shmd exits
+    (void)shmd::report_unconfigured(store, cfg);
     std::vector<std::unique_ptr<shmd::pool_owner>> pools;
     for (const auto& p : cfg.pools)
       pools.push_back(shmd::pool_owner::open(p, store.dirs));

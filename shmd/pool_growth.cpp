@@ -108,6 +108,13 @@ bool pool_owner::maybe_grow(bool urgent) {
   if (!unfinished && next >= m.geometry().tier_count()) return false;
   const std::uint64_t ready = ready_slots();
   const auto threshold = static_cast<std::uint64_t>(cfg_.grow_at * static_cast<double>(ready));
+  if (!unfinished && urgent && live_estimate() < threshold && !dry()) {
+    // A client asks when its allocation found nothing; one that asks anyway (a bug, or
+    // a hostile local user) must not make shmd lock tier after tier of an idle pool.
+    log_debug("pool '" + cfg_.name + "': a client's grow request ignored: the pool is not " +
+              "dry (below grow_at, with fresh slots or full magazines left)");
+    urgent = false;
+  }
   if (!unfinished && !urgent && live_estimate() < threshold) return false;
   // failed_growths_ counts the calls since growth first failed. The next attempts come
   // 1, 2, 4, ... 1024 calls later (the worker calls about every millisecond), then every
@@ -154,6 +161,13 @@ bool pool_owner::maybe_grow(bool urgent) {
     failures_.last = e.what();
     return false;
   }
+}
+
+bool pool_owner::dry() noexcept {
+  core::pool_state& st = map_->state();
+  const std::uint64_t fresh = st.cell(core::cell_id::fresh).peek().value;
+  const bool no_full = st.cell(core::cell_id::full).peek().value == core::no_magazine;
+  return no_full && fresh + core::magazine_slots > ready_slots();
 }
 
 pool_owner::growth_failures pool_owner::failures() const {

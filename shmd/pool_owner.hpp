@@ -64,6 +64,9 @@ public:
   bool maybe_grow(bool urgent);
   /// The last tier is offered in part.
   [[nodiscard]] bool growing() const noexcept;
+  /// Nothing left to hand out but what contexts cache: no full magazine in the depot and
+  /// less than a magazine of fresh slots. A client's grow request counts only then.
+  [[nodiscard]] bool dry() noexcept;
   /// growing(), and its last chunk did not fail: maybe_grow has more to do at once
   /// (after a failure it retries on its back-off, from the worker's ticks).
   [[nodiscard]] bool more_to_offer() const noexcept { return failed_growths_ == 0 && growing(); }

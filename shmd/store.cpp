@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <slab/error.hpp>
 #include <slab/platform/files.hpp>
@@ -72,6 +74,31 @@ segment_store open_store(const daemon_config& cfg) {
     store.locks.push_back(lock_segment_dir(*dir));
   }
   return store;
+}
+
+std::vector<std::string> report_unconfigured(const segment_store& store, const daemon_config& cfg) {
+  constexpr std::string_view suffix = ".control"; // one per pool (mapped/internal.hpp)
+  std::vector<std::string> found;
+  for (const std::string* dir : {&store.dirs.normal_dir, &store.dirs.huge_dir}) {
+    if (dir->empty()) continue;
+    const platform::result<std::vector<std::string>> names = platform::list_directory(*dir);
+    if (!names) continue; // open_store made and checked it: nothing to add here
+    for (const std::string& n : names.value()) {
+      if (n.size() <= suffix.size() ||
+          n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      const std::string pool = n.substr(0, n.size() - suffix.size());
+      bool configured = false;
+      for (const pool_config& p : cfg.pools)
+        configured = configured || p.name == pool;
+      if (configured) continue;
+      found.push_back(pool);
+      log_notice("pool '" + pool + "' has segments in " + *dir + " but is not in " + cfg.source +
+                 ": left as it is, its memory stays taken; `shmd --config " + cfg.source +
+                 " --destroy " + pool + "` removes it, or add it back to the config to serve it");
+    }
+  }
+  return found;
 }
 
 } // namespace shmd

@@ -8,6 +8,7 @@
 // and holds until it exits; the kernel drops the lock however it exits.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include <slab/platform/files.hpp>
@@ -27,5 +28,10 @@ struct segment_store {
 /// files; clients get their fds over the socket) and locked. Throws slab::error(system)
 /// saying what to change: another shmd holds the lock, or shmd's user may not write there.
 [[nodiscard]] segment_store open_store(const daemon_config& cfg);
+
+/// Logs a notice for every pool whose segments are in the store's directories but
+/// whose name is not in the config (a pool dropped from it): its memory stays taken
+/// until `shmd --destroy NAME`. Returns those names.
+std::vector<std::string> report_unconfigured(const segment_store& store, const daemon_config& cfg);
 
 } // namespace shmd

@@ -3,7 +3,10 @@
 
 #include <array>
 #include <cerrno>
+#include <string>
+#include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -48,6 +51,21 @@ status make_directory(const std::string& path, unsigned mode) {
     return fail(e, "cannot create directory " + path + ": " + errno_text(e), sys_cause::other);
   }
   return ok_t{};
+}
+
+result<std::vector<std::string>> list_directory(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) {
+    const int e = errno;
+    return fail(e, "cannot list directory " + path + ": " + errno_text(e), sys_cause::other);
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  return names;
 }
 
 status check_private_directory(const std::string& path) {

@@ -25,6 +25,7 @@
 
 #include "examples/order.hpp"
 #include <slabtest/checks.hpp>
+#include <slabtest/pool_view.hpp>
 
 namespace {
 
@@ -536,6 +537,53 @@ TEST(shmd_restart, a_daemon_killed_while_offering_a_tier_leaves_one_the_next_fin
 // shmd prepares a tier one chunk per round of its worker, so that the worker's other
 // work does not wait for a whole tier: a client killed while a 4M-slot tier (64 chunks)
 // is being offered is reclaimed before that tier is complete.
+// A client asks shmd to grow a pool when its allocation found nothing. Asked while the
+// pool is idle (a bug, or a local user who may connect), shmd must not lock tier after
+// tier: eight requests once took a 64K-slot pool to 4M slots and 580 MB locked.
+// A pool dropped from the config keeps its segments (values are never thrown away
+// silently); the starting shmd says so, with the command that removes them.
+TEST(shmd_restart, a_pool_dropped_from_the_config_is_named_at_start) {
+  temp_dir segments("/dev/shm");
+  daemon_cfg cfg;
+  cfg.segment_dir = segments.path();
+  cfg.pools[0].name = "old";
+  { daemon d(cfg); }
+  ASSERT_TRUE(std::filesystem::exists(segments.path() + "/old.control"));
+  cfg.pools[0].name = "test";
+  daemon d(cfg);
+  ASSERT_TRUE(d.wait_for_log("pool 'old' has segments in " + segments.path() + " but is not in"))
+      << d.stderr_text();
+  EXPECT_TRUE(contains(d.stderr_text(), "--destroy old")) << d.stderr_text();
+  EXPECT_FALSE(contains(d.stderr_text(), "pool 'test' has segments")) << d.stderr_text();
+  EXPECT_TRUE(std::filesystem::exists(segments.path() + "/old.control")) << "left as it is";
+}
+
+TEST(shmd_growth, a_grow_request_for_a_pool_that_is_not_dry_is_ignored) {
+  daemon_cfg cfg;
+  cfg.log_level = "debug"; // an ignored request is logged at debug
+  cfg.pools[0].capacity = 4096;
+  cfg.pools[0].max_capacity = 1U << 20;
+  daemon d(cfg);
+  slabtest::raw_connection conn(d.socket_path());
+  conn.hello();
+  for (int i = 0; i < 8; ++i) {
+    slab::proto::grow_req g;
+    slab::proto::set_text(g.pool, "test");
+    conn.send(g);
+  }
+  ASSERT_TRUE(d.wait_for_log("a client's grow request ignored: the pool is not dry"))
+      << d.stderr_text();
+  pool_view v(d.socket_path(), "test");
+  EXPECT_EQ(v.map().info().tiers_published.load(), 1U) << d.stderr_text();
+  EXPECT_EQ(v.map().state().ready_slots.load(), 4096U);
+  // A pool that is really dry still grows at once when asked (emplace asks).
+  slab::client c = slab::client::connect(d.socket_path());
+  slab::pool<std::uint64_t> p = c.open<std::uint64_t>("test");
+  for (std::uint64_t i = 0; i < 3 * 4096; ++i)
+    ASSERT_EQ(*p.get(p.emplace(i)), i);
+  EXPECT_GE(p.stats().tiers, 2U);
+}
+
 TEST(shmd_growth, a_dead_client_is_reclaimed_between_chunks_of_a_growing_tier) {
   constexpr std::uint64_t big_tier = std::uint64_t{1} << 22; // tier 11: slots 4M to 8M
   daemon_cfg cfg;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <slab/platform/platform.hpp>
 #include <slab/platform/segment.hpp>
@@ -24,6 +25,9 @@ namespace slab::platform {
 /// mkdir(path, mode). A directory that already exists is not an error (whatever its
 /// mode: the caller checks ownership where that matters).
 [[nodiscard]] status make_directory(const std::string& path, unsigned mode);
+
+/// The names in directory `path` (not "." or ".."), in no particular order.
+[[nodiscard]] result<std::vector<std::string>> list_directory(const std::string& path);
 
 /// Whether `path` is a directory only this process's user controls: not a symbolic
 /// link, owned by its effective uid, writable by neither its group nor others. An error

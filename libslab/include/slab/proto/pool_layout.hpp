@@ -41,7 +41,7 @@
 namespace slab::proto {
 
 /// Bumped on any change to this file or protocol.hpp that an older peer would misread.
-inline constexpr std::uint32_t abi_version = 3;                    // 3: magazines line-aligned
+inline constexpr std::uint32_t abi_version = 3; // 3: magazines line-aligned, pool identity
 inline constexpr std::uint64_t pool_magic = 0x4c4f4f5042414c53ULL; // "SLABPOOL"
 inline constexpr std::size_t pool_name_max = 64;                   // including the NUL
 
