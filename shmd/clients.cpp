@@ -66,11 +66,13 @@ void control::add(platform::unique_fd sock, platform::peer_credentials peer) {
   }
   ++load.all;
   ++load.ungreeted;
+  ++ungreeted_;
   (void)events_.add(fd, tag_of(fd)); // fails only for a closed fd: then it never reads
   conns_.emplace(fd, std::move(c));
 }
 
 void control::expire_ungreeted() {
+  if (ungreeted_ == 0) return; // the common case: no scan of every connection per event
   const auto now = std::chrono::steady_clock::now();
   std::vector<int> late;
   for (const auto& [fd, c] : conns_) {
@@ -86,6 +88,7 @@ void control::expire_ungreeted() {
 }
 
 int control::next_deadline_ms() const {
+  if (ungreeted_ == 0) return -1;
   std::optional<std::chrono::steady_clock::time_point> first;
   for (const auto& [fd, c] : conns_) {
     if (!c.greeted && (!first || c.accepted < *first)) first = c.accepted;
@@ -141,7 +144,10 @@ void control::drop(int fd, const std::string& why) {
   events_.remove(fd);
   if (auto l = load_.find(c.uid); l != load_.end()) {
     --l->second.all;
-    if (!c.greeted) --l->second.ungreeted;
+    if (!c.greeted) {
+      --l->second.ungreeted;
+      --ungreeted_;
+    }
     if (l->second.all == 0) load_.erase(l);
   }
   if (!why.empty()) log_warning("client pid " + std::to_string(c.pid) + " dropped: " + why);
@@ -200,6 +206,8 @@ bool control::release_watched(std::uint32_t pid, context_ref ref) {
 }
 
 void control::on_process_exit(int pidfd) {
+  // Only a pidfd that says so: an event is never taken for an exit on hearsay.
+  if (!platform::pidfd_exited(pidfd)) return;
   auto it = exited_watch_.find(pidfd);
   events_.remove(pidfd);
   work_.queue_reclaim(it->second.contexts);
@@ -297,6 +305,7 @@ void control::greet(connection& c, std::string_view comm, bool observer) {
   }
   c.greeted = true;
   --load_[c.uid].ungreeted;
+  --ungreeted_;
   c.client_ok = !observer;
   c.observer_ok = observer;
   proto::welcome w;

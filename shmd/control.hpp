@@ -131,6 +131,7 @@ private:
   std::map<int, connection> conns_;        // by socket fd
   std::map<int, connection> exited_watch_; // by pidfd: sockets closed, process alive
   std::map<std::uint32_t, uid_load> load_; // by uid, of the connections in conns_
+  std::uint64_t ungreeted_ = 0;            // connections in conns_ without a hello yet
   struct refusal_log {
     std::chrono::steady_clock::time_point logged_at;
     std::uint64_t unlogged = 0;

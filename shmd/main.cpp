@@ -87,7 +87,7 @@ int destroy(const shmd::daemon_config& cfg, std::vector<std::string> pools) {
       pools.push_back(p.name);
   }
   try {
-    const shmd::segment_store store = shmd::open_store(cfg);
+    const shmd::segment_store store = shmd::open_store(cfg, shmd::store_use::destroy);
     for (const std::string& name : pools) {
       const unsigned n = slab::mapped::pool_map::destroy(name, store.dirs);
       std::printf("pool %s: %u segment file(s) removed\n", name.c_str(), n);

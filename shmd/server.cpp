@@ -67,13 +67,15 @@ int server::run() {
   start();
   std::array<std::uint64_t, 64> ready{};
   for (;;) {
-    const int beat = watchdog_.loop_timeout_ms(), hello = control_.next_deadline_ms();
-    const platform::result<std::size_t> n =
-        events_.wait(ready, beat < 0    ? hello
-                            : hello < 0 ? beat
-                                        : std::min(beat, hello));
-    watchdog_.beat_main();
+    // Before the wait, never between it and its batch: a connection closed here cannot
+    // leave an event behind for a descriptor the batch would then see reused.
     control_.expire_ungreeted();
+    resume_accepting();
+    int timeout = watchdog_.loop_timeout_ms();
+    for (const int t : {control_.next_deadline_ms(), accept_pause_ms()})
+      timeout = t < 0 ? timeout : timeout < 0 ? t : std::min(timeout, t);
+    const platform::result<std::size_t> n = events_.wait(ready, timeout);
+    watchdog_.beat_main();
     if (!n) continue; // EINTR is no error; nothing else can fail on a valid epoll set
     for (std::size_t i = 0; i < n.value(); ++i) {
       const std::uint64_t tag = ready[i];
@@ -107,21 +109,29 @@ void server::accept_clients() {
       if (e == EMFILE || e == ENFILE) shed_connection();
       return; // EAGAIN: nothing more (or a transient error)
     }
-    platform::peer_credentials peer{};
-    if (auto cred = platform::peer_of(a.value().get())) peer = cred.value();
-    control_.add(std::move(a.value()), peer);
+    if (!spare_) spare_ = platform::open_spare_descriptor(); // taken back once one is free
+    auto cred = platform::peer_of(a.value().get());
+    if (!cred) { // never taken for root: a peer shmd cannot name is no peer at all
+      log_warning("a connection refused: " + cred.error().what);
+      continue;
+    }
+    control_.add(std::move(a.value()), cred.value());
   }
 }
 
 // Out of descriptors, the listening socket stays readable and the loop would spin on it.
 // The spare descriptor makes room to take the first waiting connection, tell it why and
-// close it; then it is taken back. The warning says how many were refused, at most once
-// every 10 s.
+// close it; then it is taken back. Without a spare (none could be had since), the
+// listening socket leaves the poller for 100 ms instead. The warning says how many
+// were refused, at most once every 10 s.
 void server::shed_connection() {
   spare_ = platform::unique_fd();
   auto a = platform::accept_seqpacket(listen_.get());
-  spare_ = platform::open_spare_descriptor();
-  if (!a) return;
+  if (!a) {
+    spare_ = platform::open_spare_descriptor();
+    pause_accepting();
+    return;
+  }
   platform::peer_credentials peer{};
   if (auto cred = platform::peer_of(a.value().get())) peer = cred.value();
   const std::string text = "shmd is out of file descriptors (limit " + std::to_string(fd_limit_) +
@@ -132,6 +142,7 @@ void server::shed_connection() {
   proto::set_text(err.text, text);
   (void)platform::send_message(a.value().get(), &err, sizeof err);
   platform::close_after_reply(a.value());
+  spare_ = platform::open_spare_descriptor(); // after the close: its descriptor is free now
   const auto now = std::chrono::steady_clock::now();
   if (shed_logged_ != std::chrono::steady_clock::time_point{} &&
       now - shed_logged_ < std::chrono::seconds(10)) {
@@ -144,6 +155,27 @@ void server::shed_connection() {
                    : " (and " + std::to_string(shed_unlogged_) + " more since the last warning)"));
   shed_logged_ = now;
   shed_unlogged_ = 0;
+}
+
+void server::pause_accepting() {
+  if (accept_paused_) return;
+  events_.remove(listen_.get());
+  accept_paused_ = true;
+  accept_resume_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+}
+
+void server::resume_accepting() {
+  if (!accept_paused_ || std::chrono::steady_clock::now() < accept_resume_at_) return;
+  if (auto s = events_.add(listen_.get(), tag_listen); !s) return; // again next round
+  accept_paused_ = false;
+  if (!spare_) spare_ = platform::open_spare_descriptor();
+}
+
+int server::accept_pause_ms() const {
+  if (!accept_paused_) return -1;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      accept_resume_at_ - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(left.count() + 1, 0, 100));
 }
 
 } // namespace shmd

@@ -38,8 +38,11 @@ public:
 private:
   void start();
   void accept_clients();
-  void shed_connection(); ///< out of descriptors: takes one waiting connection and refuses it
-  [[nodiscard]] bool stop_signalled(); ///< reads the signalfd; true for SIGTERM or SIGINT
+  void shed_connection();  ///< out of descriptors: takes one waiting connection and refuses it
+  void pause_accepting();  ///< no spare either: the listening socket off the poller for 100 ms
+  void resume_accepting(); ///< back on the poller once the pause is over
+  [[nodiscard]] int accept_pause_ms() const; ///< until then, for the loop's wait; -1: none
+  [[nodiscard]] bool stop_signalled();       ///< reads the signalfd; true for SIGTERM or SIGINT
 
   // Declared in the order they are built; destroyed the other way round, so the worker
   // thread stops before the pools, the poller and the watchdog it uses go away.
@@ -53,6 +56,8 @@ private:
   slab::platform::unique_fd spare_; // given up to accept a connection at EMFILE (accept_clients)
   std::chrono::steady_clock::time_point shed_logged_;
   std::uint64_t shed_unlogged_ = 0;
+  bool accept_paused_ = false;
+  std::chrono::steady_clock::time_point accept_resume_at_;
   std::uint64_t fd_limit_ = 0; // RLIMIT_NOFILE, raised to its hard limit by listen()
   std::optional<slab::platform::signal_fd> signals_;
 };

@@ -29,9 +29,9 @@ slab::error dir_problem(std::string what, int err) {
   return slab::error(slab::errc::system, what);
 }
 
-platform::file_lock lock_segment_dir(const std::string& dir) {
+platform::file_lock lock_segment_dir(const std::string& dir, bool own_only) {
   const std::string path = dir + "/.shmd.lock";
-  platform::result<platform::file_lock> lock = platform::lock_file(path);
+  platform::result<platform::file_lock> lock = platform::lock_file(path, own_only);
   if (lock) return std::move(lock.value());
   const platform::sys_error& e = lock.error();
   if (e.err == EWOULDBLOCK) {
@@ -43,7 +43,7 @@ platform::file_lock lock_segment_dir(const std::string& dir) {
 
 } // namespace
 
-segment_store open_store(const daemon_config& cfg) {
+segment_store open_store(const daemon_config& cfg, store_use use) {
   segment_store store;
   store.dirs.normal_dir = cfg.segment_dir;
   store.dirs.huge_dir = cfg.hugepage_dir;
@@ -64,14 +64,17 @@ segment_store open_store(const daemon_config& cfg) {
     }
     // Another user's directory (made before shmd, say in /dev/shm after a reboot), or
     // one others may write to, could hold pools or links that user planted.
-    if (const platform::status mine = platform::check_private_directory(*dir); !mine) {
+    if (const platform::status mine = use == store_use::serve
+                                          ? platform::check_private_directory(*dir)
+                                          : platform::status(platform::ok_t{});
+        !mine) {
       throw slab::error(slab::errc::permission_denied,
                         "refusing segment directory " + mine.error().what +
                             ". If it holds shmd's own pools from a run as another user, "
                             "chown -R it to shmd's user; otherwise remove it (or point "
                             "segment_dir/hugepage_dir elsewhere)");
     }
-    store.locks.push_back(lock_segment_dir(*dir));
+    store.locks.push_back(lock_segment_dir(*dir, use == store_use::serve));
   }
   return store;
 }

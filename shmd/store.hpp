@@ -27,7 +27,11 @@ struct segment_store {
 /// first hugetlbfs mount), each created if missing (mode 0700: only shmd opens segment
 /// files; clients get their fds over the socket) and locked. Throws slab::error(system)
 /// saying what to change: another shmd holds the lock, or shmd's user may not write there.
-[[nodiscard]] segment_store open_store(const daemon_config& cfg);
+/// What the store is opened for: serving pools (directories and lock files must be
+/// this user's alone), or removing them (`shmd --destroy`, often run as root on
+/// directories of shmd's user: only the lock is taken, no link is followed).
+enum class store_use { serve, destroy };
+[[nodiscard]] segment_store open_store(const daemon_config& cfg, store_use use = store_use::serve);
 
 /// Logs a notice for every pool whose segments are in the store's directories but
 /// whose name is not in the config (a pool dropped from it): its memory stays taken

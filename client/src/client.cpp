@@ -266,8 +266,18 @@ core::slot_header* raw_pool::share_cells() {
 
 std::optional<key> raw_pool::wait_for_growth(std::uint32_t* claim_entry) noexcept {
   session_->nudge(name_);
-  const auto deadline = std::chrono::steady_clock::now() + opt_.grow_wait;
-  for (unsigned round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
+  auto nudged = std::chrono::steady_clock::now();
+  const auto deadline = nudged + opt_.grow_wait;
+  for (unsigned round = 0;; ++round) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    // shmd grows on a request only while the pool is dry (no full magazine in the depot,
+    // no fresh magazine): one that came while another context had just freed some is
+    // ignored, so ask again while still waiting.
+    if (now - nudged >= std::chrono::milliseconds(10)) {
+      session_->nudge(name_);
+      nudged = now;
+    }
     if (round < 64) {
       std::this_thread::yield();
     } else {

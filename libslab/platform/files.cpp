@@ -82,8 +82,8 @@ status check_private_directory(const std::string& path) {
     return fail(ENOTDIR, what + " is not a directory", sys_cause::invalid_argument);
   if (st.st_uid != ::geteuid()) {
     return fail(EPERM,
-                what + " belongs to another user than shmd's (uid " + std::to_string(::geteuid()) +
-                    "), who could plant or rewrite pools there",
+                what + " belongs to another user than this shmd's (uid " +
+                    std::to_string(::geteuid()) + "), who could plant or rewrite pools there",
                 sys_cause::invalid_argument);
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
@@ -96,8 +96,12 @@ status check_private_directory(const std::string& path) {
   return ok_t{};
 }
 
-result<file_lock> lock_file(const std::string& path) {
-  unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+result<file_lock> lock_file(const std::string& path, bool own_only) {
+  // Only the owner creates it: a lock file another user made (root's --destroy) would
+  // keep the owner out later. Without own_only, a missing file means nobody holds it.
+  const int create = own_only ? O_CREAT : 0;
+  unique_fd fd(::open(path.c_str(), O_RDWR | create | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd && !own_only && errno == ENOENT) return file_lock();
   if (!fd) {
     const int e = errno;
     return fail(e,
@@ -105,7 +109,7 @@ result<file_lock> lock_file(const std::string& path) {
                     (e == ELOOP ? " (it is a symbolic link: someone planted it; remove it)" : ""),
                 sys_cause::other);
   }
-  if (status own = detail::check_own_file(fd.get(), path, "the lock file"); !own)
+  if (status own = detail::check_own_file(fd.get(), path, "the lock file", own_only); !own)
     return own.error();
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;

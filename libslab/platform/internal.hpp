@@ -54,8 +54,10 @@ inline std::string owner_and_mode(const struct stat& st) {
 }
 
 /// A file shmd opened that must be its own (a lock file, a segment): a regular file of
-/// this process's effective uid. An error naming `path`, its owner and mode otherwise.
-inline status check_own_file(int fd, const std::string& path, const char* what) {
+/// this process's effective uid (any uid without `own_only`). An error naming `path`,
+/// its owner and mode otherwise.
+inline status check_own_file(int fd, const std::string& path, const char* what,
+                             bool own_only = true) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
@@ -64,11 +66,11 @@ inline status check_own_file(int fd, const std::string& path, const char* what) 
   if (!S_ISREG(st.st_mode))
     return fail(EPERM, std::string(what) + " " + path + " is not a regular file; not using it",
                 sys_cause::invalid_argument);
-  if (st.st_uid != ::geteuid()) {
+  if (own_only && st.st_uid != ::geteuid()) {
     return fail(EPERM,
                 std::string(what) + " " + path + " " + owner_and_mode(st) +
-                    " belongs to another user than shmd's (uid " + std::to_string(::geteuid()) +
-                    "), who could have written into it; not using it",
+                    " belongs to another user than this shmd's (uid " +
+                    std::to_string(::geteuid()) + "), who could have written into it; not using it",
                 sys_cause::invalid_argument);
   }
   return ok_t{};

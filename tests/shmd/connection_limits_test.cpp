@@ -235,6 +235,13 @@ TEST(connection_limits, out_of_descriptors_shmd_refuses_the_next_connection_and_
   ASSERT_FALSE(refusal.empty()) << "100 connections and shmd never ran out";
   EXPECT_TRUE(contains(refusal, "out of file descriptors (limit 64)")) << refusal;
   EXPECT_TRUE(contains(refusal, "LimitNOFILE")) << refusal;
+  // And the next ones too, every time: the reserve descriptor is taken back after each.
+  for (int i = 0; i < 5; ++i) {
+    platform::unique_fd fd = raw_connect(d.socket_path());
+    ASSERT_TRUE(fd);
+    EXPECT_TRUE(contains(until_closed(fd.get(), 10s), "out of file descriptors"))
+        << "refusal " << i + 2 << " did not come";
+  }
   EXPECT_TRUE(d.wait_for_log("out of file descriptors"));
   const std::size_t full = open_fds(d.pid());
   greeted.clear(); // they hang up: shmd has descriptors again, once it has seen them go

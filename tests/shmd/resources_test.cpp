@@ -604,7 +604,7 @@ TEST(resources_permissions, a_segment_dir_shmd_may_not_write_refuses_to_start) {
   // Root's directory is not nobody's: refused before shmd tries to write there.
   expect_refused_start(r, rd.socket, {segments.path()},
                        {"refusing segment directory " + segments.path(), "owner uid 0",
-                        "belongs to another user than shmd's (uid 65534)", "chown -R"});
+                        "belongs to another user than this shmd's (uid 65534)", "chown -R"});
   // Nor a directory it would have to create in one it may not write.
   const shmd_run r2 = rd.run(one_pool("off", 4096), segments.path() + "/sub", nobody);
   expect_refused_start(r2, rd.socket, {},

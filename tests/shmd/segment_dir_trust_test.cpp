@@ -114,4 +114,19 @@ TEST(segment_dir_trust, a_planted_pool_link_is_not_followed) {
   EXPECT_EQ(slabtest::read_file(target), "not a pool");
 }
 
+// Removing pools is an operator's job, often done as root on the directory of shmd's
+// user: --destroy takes the lock if there is one, follows no link, creates nothing.
+TEST(segment_dir_trust, destroy_by_root_works_on_shmd_users_directory) {
+  if (!is_root()) GTEST_SKIP() << "needs root to give the directory away";
+  temp_dir segments("/dev/shm");
+  ASSERT_EQ(::chown(segments.path().c_str(), nobody, nobody), 0);
+  temp_dir dir;
+  const std::string config = dir.file("shmd.toml");
+  slabtest::write_file(config,
+                       slabtest::config_text(daemon_cfg{}, dir.file("shmd.sock"), segments.path()));
+  const shmd_run r = slabtest::run_shmd(dir, {"--config", config, "--destroy"}, 20s);
+  EXPECT_EQ(r.status.code(), 0) << r.status.describe() << "\n" << r.err;
+  EXPECT_EQ(entries(segments.path()), 0U) << "--destroy left a file of root's behind";
+}
+
 } // namespace

@@ -43,15 +43,17 @@ public:
   [[nodiscard]] bool held() const noexcept { return static_cast<bool>(fd_); }
 
 private:
-  friend result<file_lock> lock_file(const std::string& path);
+  friend result<file_lock> lock_file(const std::string& path, bool own_only);
   explicit file_lock(unique_fd fd) noexcept : fd_(std::move(fd)) {}
   unique_fd fd_;
 };
 
-/// Opens `path` (created with mode 0600 if missing, close-on-exec, never through a
-/// symbolic link, and refused unless it is a regular file of this process's user) and
-/// locks it without waiting. Errors: EWOULDBLOCK when another process holds the lock; otherwise the
-/// errno of the open or the flock, the message saying which ("cannot open <path>: ...").
-[[nodiscard]] result<file_lock> lock_file(const std::string& path);
+/// Opens `path` (close-on-exec, never through a symbolic link, refused unless it is a
+/// regular file) and locks it without waiting. With `own_only` it must be this
+/// process's user's, and is created (mode 0600) if missing; without, a missing file is
+/// a lock nobody holds (an unheld file_lock comes back) and nothing is created. Errors: EWOULDBLOCK
+/// when another process holds the lock; otherwise the errno of the open or the flock, the message
+/// saying which ("cannot open <path>: ...").
+[[nodiscard]] result<file_lock> lock_file(const std::string& path, bool own_only = true);
 
 } // namespace slab::platform
