@@ -98,26 +98,19 @@ template <class P = Payload64> struct floor_peer {
   floor_slab<P> s;
 };
 
-/// The floor with a generation check: generations apart (as the pool's headers) or on
-/// the value's line (checked_floor.hpp).
-template <class P = Payload64> struct checked_floor_peer {
-  static constexpr std::string_view name = "checked floor";
+/// The floor with a generation check (checked_floor.hpp): generations apart, as the
+/// pool's headers, or on the value's line (Inline).
+template <class P, bool Inline> struct checked_peer {
+  static constexpr std::string_view name = Inline ? "checked floor, inline" : "checked floor";
   using key_type = std::uint64_t;
-  explicit checked_floor_peer(std::size_t capacity) : s(capacity) {}
+  explicit checked_peer(std::size_t capacity) : s(capacity) {}
   key_type insert(const P& v) noexcept { return s.insert(v); }
   P* get(key_type k) noexcept { return s.get(k); }
   void erase(key_type k) noexcept { s.erase(k); }
-  checked_floor<P, false> s;
+  checked_floor<P, Inline> s;
 };
-template <class P = Payload64> struct checked_floor_inline_peer {
-  static constexpr std::string_view name = "checked floor, inline";
-  using key_type = std::uint64_t;
-  explicit checked_floor_inline_peer(std::size_t capacity) : s(capacity) {}
-  key_type insert(const P& v) noexcept { return s.insert(v); }
-  P* get(key_type k) noexcept { return s.get(k); }
-  void erase(key_type k) noexcept { s.erase(k); }
-  checked_floor<P, true> s;
-};
+template <class P = Payload64> using checked_floor_peer = checked_peer<P, false>;
+template <class P = Payload64> using checked_floor_inline_peer = checked_peer<P, true>;
 
 /// A plain array indexed by position, filled in order: what a lookup costs with no
 /// slab at all (no key check, no free list). Its erase does nothing.
